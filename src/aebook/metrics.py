@@ -1,0 +1,59 @@
+"""Numbers the chapters assert on: MSE, PSNR and the baselines an autoencoder must beat."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+
+def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
+    if x.shape != r.shape or x.ndim != 2:
+        raise ValueError(f"expected two (N, D) tensors of one shape, got {tuple(x.shape)} and {tuple(r.shape)}")
+
+
+def mse(x: torch.Tensor, r: torch.Tensor) -> float:
+    """Mean squared error over all images and pixels. x, r: (N, D)."""
+    _check_pair(x, r)
+    return torch.mean((x.float() - r.float()) ** 2).item()
+
+
+def psnr(clean: torch.Tensor, other: torch.Tensor, max_value: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB, per image then averaged: mean_i 10 log10(max^2 / MSE_i). (N, D) each.
+
+    An image reproduced exactly would have infinite PSNR; its MSE is floored at 1e-10 (100 dB).
+    """
+    _check_pair(clean, other)
+    per_image = torch.mean((clean.float() - other.float()) ** 2, dim=1).clamp_min(1e-10)
+    return torch.mean(10 * torch.log10(max_value**2 / per_image)).item()
+
+
+def mean_image_mse(train_x: torch.Tensor, test_x: torch.Tensor) -> float:
+    """Test MSE of the laziest model: predict the mean training image for every input."""
+    return mse(test_x, train_x.mean(dim=0, keepdim=True).expand_as(test_x))
+
+
+def pca_fit(train_x: torch.Tensor, k: int, seed: int = 0) -> PCA:
+    """scikit-learn PCA with ``k`` components fitted on train_x (N, D)."""
+    if not 1 <= k <= min(train_x.shape):
+        raise ValueError(f"k must be between 1 and {min(train_x.shape)}, got {k}")
+    return PCA(n_components=k, svd_solver="full", random_state=seed).fit(train_x.numpy())
+
+
+def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+    """Project x (N, D) onto the top-k principal subspace of train_x and back: (N, D)."""
+    pca = pca_fit(train_x, k)
+    r = pca.inverse_transform(pca.transform(x.numpy()))
+    return torch.from_numpy(np.asarray(r, dtype=np.float32))
+
+
+def pca_mse(train_x: torch.Tensor, test_x: torch.Tensor, k: int) -> float:
+    """Test MSE of the best linear code of size k: the PCA baseline every autoencoder is held to."""
+    return mse(test_x, pca_reconstruct(train_x, test_x, k))
+
+
+def compression_ratio(input_size: int, code_size: int) -> float:
+    """How many input numbers each code number stands for (784 / 32 = 24.5)."""
+    if input_size < 1 or code_size < 1:
+        raise ValueError(f"sizes must be >= 1, got {input_size} and {code_size}")
+    return input_size / code_size

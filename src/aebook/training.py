@@ -1,0 +1,170 @@
+"""The one training loop of the book, with hooks for a penalty Omega(h) and an input corruption."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import Autoencoder
+
+# penalty(model, x_in, h) -> scalar Omega(h), added to the reconstruction loss.
+#   x_in: (B, D) the (possibly corrupted) input the encoder saw; h: (B, k) its code.
+Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+# corrupt(x, generator) -> x~: (B, D) -> (B, D), drawing its randomness from the generator.
+Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+LOSSES = ("mse", "bce")
+
+
+@dataclass
+class History:
+    """Per-epoch losses of one `fit` run."""
+
+    train_loss: list[float] = field(default_factory=list)  # mean training objective (reconstruction + penalty)
+    val_loss: list[float] = field(default_factory=list)  # reconstruction loss on the clean validation set
+    seconds: float = 0.0  # wall time of the whole run
+
+    def to_dict(self) -> dict:
+        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "seconds": self.seconds}
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch in one place."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse") -> torch.Tensor:
+    """Mean over batch and pixels. r, x: (B, D)."""
+    if loss == "mse":
+        return F.mse_loss(r, x)
+    if loss == "bce":
+        return F.binary_cross_entropy(r, x)
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
+
+
+def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
+                    loss: str, val_x: torch.Tensor | None) -> None:
+    if train_x.ndim != 2:
+        raise ValueError(f"train_x must be (N, D), got shape {tuple(train_x.shape)}; flatten images first")
+    if val_x is not None and (val_x.ndim != 2 or val_x.shape[1] != train_x.shape[1]):
+        raise ValueError(f"val_x must be (M, {train_x.shape[1]}) like train_x, got {tuple(val_x.shape)}")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
+    if loss == "bce" and isinstance(model, Autoencoder) and model.config.out != "sigmoid":
+        raise ValueError("loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'")
+
+
+def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
+        seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, val_x: torch.Tensor | None = None,
+        penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
+        progress: bool = True) -> History:
+    """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
+
+    Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
+    ``Omega = penalty(model, x~, h)`` (or 0). Batches are sliced from the in-memory
+    tensor in an order drawn from ``seed``, so on the CPU the same seed and the same
+    initial weights give bit-identical losses. The model is left in eval mode on ``device``.
+    """
+    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, val_x)
+    dev = resolve_device(device)
+    torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    model.to(dev)
+    x_all = train_x.to(dev)
+    x_val = val_x.to(dev) if val_x is not None else None
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history = History()
+    n = len(x_all)
+    start = time.perf_counter()
+    bar = _progress(range(epochs), enabled=progress)
+    for _ in bar:
+        model.train()
+        total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
+        for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
+            x = x_all[idx]
+            x_in = corrupt(x, gen) if corrupt is not None else x
+            h = model.encode(x_in)
+            objective = reconstruction_loss(model.decode(h), x, loss)
+            if penalty is not None:
+                objective = objective + penalty(model, x_in, h)
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            opt.step()
+            total += objective.detach() * len(idx)
+        history.train_loss.append(total.item() / n)
+        if x_val is not None:
+            history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
+        if progress:
+            bar.set_postfix(_postfix(history))
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history
+
+
+def _postfix(history: History) -> dict[str, str]:
+    post = {"loss": f"{history.train_loss[-1]:.4f}"}
+    if history.val_loss:
+        post["val"] = f"{history.val_loss[-1]:.4f}"
+    return post
+
+
+def _progress(it: range, enabled: bool):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm  # a widget bar in notebooks, a text bar in a terminal
+
+    return tqdm(it, desc="epochs", leave=True)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, *, loss: str = "mse", batch_size: int = 2048,
+             device: str | torch.device = "auto") -> float:
+    """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float."""
+    r = reconstruct(model, x, batch_size=batch_size, device=device)
+    return reconstruction_loss(r, x.to(r.device), loss).item()
+
+
+@torch.no_grad()
+def reconstruct(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
+                device: str | torch.device = "auto") -> torch.Tensor:
+    """g(f(x)) for x (N, D), in eval mode and in batches; returned on the CPU."""
+    return _batched(model, x, lambda m, b: m(b), batch_size, device)
+
+
+@torch.no_grad()
+def encode(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
+           device: str | torch.device = "auto") -> torch.Tensor:
+    """The codes f(x), (N, k), in eval mode and in batches; returned on the CPU."""
+    return _batched(model, x, lambda m, b: m.encode(b), batch_size, device)
+
+
+def _batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+             batch_size: int, device: str | torch.device) -> torch.Tensor:
+    dev = resolve_device(device)
+    was_training = model.training
+    model.to(dev).eval()
+    out = torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
+    model.train(was_training)
+    return out

@@ -1,0 +1,143 @@
+"""The book's structure: table of contents, notebooks, configuration, citations."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = ["01_overview", "02_undercomplete", "03_regularized", "04_sparse", "05_denoising", "06_deep"]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def _nb(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_toc_lists_the_six_chapters_in_order():
+    files = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+    assert [f.removeprefix("chapters/") for f in files if f.startswith("chapters/")] == CHAPTERS
+    assert [p.stem for p in NOTEBOOKS] == CHAPTERS
+    for f in files:
+        assert any((ROOT / f).with_suffix(s).is_file() for s in (".ipynb", ".md")), f
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(path):
+    nb = _nb(path)
+    assert "widgets" not in nb["metadata"], "strip the widget state"
+    for cell in _code_cells(nb):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, f"strip outputs: {_src(cell)[:60]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_from_the_configured_repository(path):
+    url = CONFIG["repository"]["url"]
+    first = _src(_code_cells(_nb(path))[0])
+    tree = ast.parse(first)
+    guard = next(n for n in tree.body if isinstance(n, ast.If))
+    assert ast.unparse(guard.test) == "'google.colab' in sys.modules", "install only on Colab"
+    install = ast.unparse(guard)
+    assert f"aebook @ git+{url}" in install, f"install cell must install aebook from {url}"
+    # Colab's own torch and ipywidgets stay as they are: no upgrade, no reinstall of them.
+    assert not re.search(r"torch|ipywidgets|--upgrade|-U\b|--force", install.replace("aebook @", ""))
+    # The install is the only thing the guard does; nothing else in the cell depends on Colab.
+    assert len(guard.body) == 1 and not guard.orelse
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_cell_seeds_and_picks_a_device(path):
+    first = _src(_code_cells(_nb(path))[0])
+    assert "set_seed(" in first and "resolve_device(" in first
+
+
+def _written(path: Path) -> bool:
+    return _nb(path)["metadata"].get("aebook", {}).get("status") != "planned"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem)
+def test_chapter_ends_with_exercises_and_hidden_solutions(path):
+    cells = _nb(path)["cells"]
+    heading = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in _src(c))
+    solutions = [c for c in cells[heading:] if c["cell_type"] == "code"]
+    assert 2 <= len(solutions) <= 3
+    for cell in solutions:
+        assert "hide-cell" in cell["metadata"].get("tags", []), "solutions hide behind a toggle"
+        assert "assert" in _src(cell) or "show_images" in _src(cell)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem)
+def test_written_chapter_asserts_its_claims_and_glues_its_numbers(path):
+    nb = _nb(path)
+    code = "\n".join(_src(c) for c in _code_cells(nb))
+    prose = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    glued = set(re.findall(r'glue\("(\w+)"', code))
+    used = set(re.findall(r"\{glue:text\}`(\w+)", prose))
+    assert used and used <= glued, f"prose uses numbers no cell glues: {used - glued}"
+    assert code.count("assert ") >= 3
+
+
+def test_config_executes_and_fails_on_errors():
+    assert CONFIG["execute"]["execute_notebooks"] == "force"
+    assert CONFIG["execute"]["allow_errors"] is False
+    assert CONFIG["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+    assert {"dollarmath", "amsmath"} <= set(CONFIG["parse"]["myst_enable_extensions"])
+
+
+def test_config_has_colab_and_repository_buttons():
+    assert CONFIG["repository"]["url"].startswith("https://github.com/")
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["html"]["use_repository_button"] is True
+
+
+def test_repository_url_is_written_once():
+    url = CONFIG["repository"]["url"]
+    hits = [p.relative_to(ROOT) for p in ROOT.rglob("*") if p.is_file() and p.suffix in {".yml", ".toml", ".md", ".py"}
+            and not {".venv", "_build", ".git", "node_modules", ".cache"} & set(p.parts) and url in p.read_text()]
+    assert hits == [Path("_config.yml")]
+
+
+def test_bibliography_has_the_required_works():
+    bib = (ROOT / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{(\w+),", bib))
+    assert {"goodfellow2016deep", "hinton2006reducing", "vincent2008extracting", "vincent2010stacked",
+            "rifai2011contractive", "ng2011sparse", "baldi1989neural", "bengio2007greedy"} <= keys
+    assert "references.bib" in CONFIG["bibtex_bibfiles"]
+    assert "{bibliography}" in (ROOT / "bibliography.md").read_text()
+
+
+def test_package_import_has_no_side_effects(tmp_path):
+    # Importing every module must not create the cache, train, download or restyle matplotlib.
+    code = ("import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
+            "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, aebook.metrics, "
+            "aebook.plotting, aebook.notebook, aebook.paths; "
+            "assert dict(plt.rcParams) == before")
+    env = {"AEBOOK_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+    assert not (tmp_path / "c").exists()
+
+
+def test_pyproject_fits_colab():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = {re.split(r"[<>=!~ ]", d)[0]: d for d in deps}
+    assert spec["torch"] == "torch>=2.4" and spec["ipywidgets"] == "ipywidgets>=7.7"
+    assert not any("==" in d or "<" in d for d in deps), "no pins or caps: Colab's versions must satisfy them"
+    reqs = (ROOT / "requirements.txt").read_text().split("\n")
+    assert [r for r in reqs if r.strip()][-1] == "-e ."

@@ -1,0 +1,60 @@
+import math
+
+import pytest
+import torch
+
+from aebook import metrics
+
+
+def test_mse_and_psnr_known_values():
+    x = torch.full((3, 784), 0.5)
+    r = x + 0.1
+    assert metrics.mse(x, r) == pytest.approx(0.01, rel=1e-5)
+    assert metrics.psnr(x, r) == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+
+
+def test_psnr_is_averaged_per_image():
+    x = torch.zeros(2, 4)
+    r = torch.stack([torch.full((4,), 0.1), torch.full((4,), 0.01)])  # 20 dB and 40 dB
+    assert metrics.psnr(x, r) == pytest.approx(30.0, abs=1e-4)
+
+
+def test_psnr_of_an_exact_copy_is_finite():
+    x = torch.rand(2, 784)
+    assert math.isfinite(metrics.psnr(x, x)) and metrics.psnr(x, x) == pytest.approx(100.0)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.mse(torch.rand(2, 784), torch.rand(3, 784))
+    with pytest.raises(ValueError, match="one shape"):
+        metrics.psnr(torch.rand(784), torch.rand(784))
+
+
+def test_mean_image_baseline(digits):
+    base = metrics.mean_image_mse(digits.train_x, digits.test_x)
+    assert 0.05 < base < 0.09
+    # The test set's own mean is the best constant for it, so it can only be lower.
+    assert metrics.mse(digits.test_x, digits.test_x.mean(0, keepdim=True).expand_as(digits.test_x)) <= base
+
+
+def test_pca_error_falls_with_k_and_vanishes_at_full_rank(digits):
+    errors = [metrics.pca_mse(digits.train_x, digits.test_x, k) for k in (2, 8, 32)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < metrics.mean_image_mse(digits.train_x, digits.test_x)
+    x = digits.train_x[:300]
+    assert metrics.mse(x, metrics.pca_reconstruct(x, x, 300)) < 1e-8
+
+
+def test_pca_reconstruct_shape_and_bad_k(tiny):
+    assert metrics.pca_reconstruct(tiny, tiny[:7], 5).shape == (7, 784)
+    with pytest.raises(ValueError, match="k must be"):
+        metrics.pca_fit(tiny, 0)
+    with pytest.raises(ValueError, match="k must be"):
+        metrics.pca_fit(tiny, 201)
+
+
+def test_compression_ratio():
+    assert metrics.compression_ratio(784, 32) == 24.5
+    with pytest.raises(ValueError):
+        metrics.compression_ratio(784, 0)

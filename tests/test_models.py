@@ -1,0 +1,76 @@
+import pytest
+import torch
+from torch import nn
+
+from aebook.models import AEConfig, Autoencoder, count_parameters, mlp
+
+
+def test_shapes_through_encoder_and_decoder():
+    model = Autoencoder([784, 256, 64, 16])
+    x = torch.rand(5, 784)
+    h = model.encode(x)
+    assert h.shape == (5, 16)
+    assert model.decode(h).shape == (5, 784)
+    assert model(x).shape == (5, 784)
+    assert model.code_size == 16 and model.input_size == 784
+
+
+def test_decoder_mirrors_encoder():
+    model = Autoencoder([784, 128, 8])
+    enc = [m.out_features for m in model.encoder if isinstance(m, nn.Linear)]
+    dec = [m.out_features for m in model.decoder if isinstance(m, nn.Linear)]
+    assert enc == [128, 8] and dec == [128, 784]
+
+
+def test_sigmoid_output_stays_in_unit_interval():
+    r = Autoencoder([784, 32], out="sigmoid")(torch.randn(10, 784) * 10)
+    assert 0 <= r.min() and r.max() <= 1
+
+
+def test_linear_autoencoder_is_linear():
+    model = Autoencoder([784, 10], hidden="identity", out="identity")
+    assert all(isinstance(m, nn.Linear) for m in [*model.encoder, *model.decoder])
+    x, y = torch.rand(3, 784), torch.rand(3, 784)
+    # A linear map plus bias: f(x) + f(y) - f(0) == f(x + y)
+    zero = torch.zeros(3, 784)
+    torch.testing.assert_close(model(x) + model(y) - model(zero), model(x + y), atol=1e-5, rtol=1e-5)
+
+
+def test_code_activation():
+    model = Autoencoder([784, 64, 20], code="sigmoid")
+    h = model.encode(torch.randn(4, 784))
+    assert 0 < h.min() and h.max() < 1
+
+
+def test_from_config_round_trip():
+    model = Autoencoder([784, 100, 10], hidden="tanh", code="relu", out="identity")
+    again = Autoencoder.from_config(model.config.to_dict())
+    assert again.config == model.config
+    assert count_parameters(again) == count_parameters(model) == 2 * (784 * 100 + 100 * 10) + 100 + 10 + 100 + 784
+
+
+@pytest.mark.parametrize("sizes", [[784], [], [784, 0]])
+def test_bad_sizes(sizes):
+    with pytest.raises(ValueError, match="sizes"):
+        Autoencoder(sizes)
+
+
+def test_unknown_activation_lists_choices():
+    with pytest.raises(ValueError, match="unknown hidden activation 'gelu2'.*relu"):
+        AEConfig((784, 10), hidden="gelu2")
+
+
+@pytest.mark.parametrize("shape", [(5, 28, 28), (5, 100), (784,)])
+def test_wrong_input_shape_says_what_to_do(shape):
+    with pytest.raises(ValueError, match="reshape"):
+        Autoencoder([784, 10])(torch.rand(*shape))
+
+
+def test_wrong_code_shape():
+    with pytest.raises(ValueError, match="code of shape"):
+        Autoencoder([784, 10]).decode(torch.rand(2, 11))
+
+
+def test_mlp_last_activation_only_at_the_end():
+    net = mlp((4, 3, 2), "relu", "sigmoid")
+    assert [type(m).__name__ for m in net] == ["Linear", "ReLU", "Linear", "Sigmoid"]

@@ -1,0 +1,129 @@
+import pytest
+import torch
+
+from aebook.models import Autoencoder
+from aebook.training import (History, encode, evaluate, fit, reconstruct, reconstruction_loss, resolve_device,
+                             set_seed)
+
+
+def _model(seed=0, **kw):
+    set_seed(seed)
+    return Autoencoder([784, 32, 8], **kw)
+
+
+def test_fit_reduces_the_loss(tiny):
+    h = fit(_model(), tiny, epochs=15, batch_size=32, lr=3e-3, val_x=tiny[:50], progress=False)
+    assert isinstance(h, History) and len(h.train_loss) == 15 and len(h.val_loss) == 15
+    assert h.train_loss[-1] < 0.8 * h.train_loss[0]
+    assert h.seconds > 0
+
+
+def test_same_seed_gives_bit_identical_losses(tiny):
+    a = fit(_model(), tiny, epochs=3, batch_size=16, seed=7, progress=False)
+    b = fit(_model(), tiny, epochs=3, batch_size=16, seed=7, progress=False)
+    c = fit(_model(), tiny, epochs=3, batch_size=16, seed=8, progress=False)
+    assert a.train_loss == b.train_loss
+    assert a.train_loss != c.train_loss
+
+
+def test_penalty_hook_is_added_to_the_objective(tiny):
+    calls = []
+
+    def penalty(model, x_in, h):
+        calls.append((x_in.shape, h.shape))
+        return 10.0 * h.abs().mean()
+
+    plain = fit(_model(), tiny, epochs=1, batch_size=50, progress=False)
+    pen = fit(_model(), tiny, epochs=1, batch_size=50, penalty=penalty, progress=False)
+    assert calls == [((50, 784), (50, 8))] * 4
+    assert pen.train_loss[0] > plain.train_loss[0]
+
+
+def test_corruption_feeds_the_encoder_but_target_stays_clean(tiny):
+    seen = []
+
+    def corrupt(x, gen):
+        assert isinstance(gen, torch.Generator)
+        noisy = torch.zeros_like(x)  # the encoder sees nothing at all
+        seen.append(noisy)
+        return noisy
+
+    model = _model()
+    fit(model, tiny, epochs=30, batch_size=200, lr=1e-2, corrupt=corrupt, progress=False)
+    assert len(seen) == 30
+    # With a blank input, the best the model can do is output the mean image of the clean targets.
+    r = reconstruct(model, torch.zeros(1, 784))
+    assert torch.allclose(r[0], tiny.mean(0), atol=0.05)
+
+
+def test_bce_loss_and_model_left_in_eval_mode(tiny):
+    model = _model()
+    h = fit(model, tiny, epochs=2, loss="bce", progress=False)
+    assert not model.training
+    assert h.train_loss[-1] > 0.5  # BCE of random pixels is far above MSE's scale
+
+
+def test_bce_needs_sigmoid_output(tiny):
+    with pytest.raises(ValueError, match="out='sigmoid'"):
+        fit(_model(out="identity"), tiny, epochs=1, loss="bce", progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": 1, "batch_size": 0}, "batch_size"),
+    ({"epochs": 1, "lr": -1.0}, "lr"),
+    ({"epochs": 1, "loss": "l1"}, "unknown loss"),
+])
+def test_bad_fit_arguments(tiny, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit(_model(), tiny, progress=False, **kwargs)
+
+
+def test_bad_data_shapes(tiny):
+    with pytest.raises(ValueError, match="flatten"):
+        fit(_model(), tiny.reshape(200, 28, 28), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="val_x"):
+        fit(_model(), tiny, epochs=1, val_x=tiny[:, :100], progress=False)
+
+
+def test_progress_bar_reports_epochs(tiny, capsys):
+    fit(_model(), tiny, epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "epochs" in err and "2/2" in err and "loss=" in err
+
+
+def test_evaluate_reconstruct_encode(tiny):
+    model = _model()
+    model.train()
+    assert reconstruct(model, tiny, batch_size=64).shape == (200, 784)
+    assert encode(model, tiny, batch_size=64).shape == (200, 8)
+    assert model.training  # the helpers restore the mode they found
+    expected = reconstruction_loss(model(tiny), tiny).item()
+    assert evaluate(model, tiny) == pytest.approx(expected, rel=1e-5)
+
+
+def test_reconstruction_loss_values():
+    x = torch.full((2, 4), 0.5)
+    assert reconstruction_loss(x + 0.1, x).item() == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="unknown loss"):
+        reconstruction_loss(x, x, "huber")
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    auto = resolve_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+        assert auto == torch.device("cpu")
+
+
+def test_set_seed_seeds_torch():
+    set_seed(3)
+    a = torch.rand(3)
+    set_seed(3)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_history_round_trip():
+    h = History([1.0, 0.5], [1.1, 0.6], 2.5)
+    assert History(**h.to_dict()) == h
