@@ -4,13 +4,15 @@ import torch
 
 matplotlib.use("Agg")  # tests draw figures without a screen
 
+import matplotlib.pyplot as plt  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty cache folder, so no test sees another's models or data."""
     monkeypatch.setenv("AEBOOK_CACHE", str(tmp_path / "cache"))
     yield
-    matplotlib.pyplot.close("all")
+    plt.close("all")
 
 
 @pytest.fixture(scope="session")

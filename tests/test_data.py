@@ -34,6 +34,11 @@ def test_split_has_no_duplicate_images(digits):
     assert not any(row.numpy().tobytes() in train for row in digits.test_x)
 
 
+def test_first_images_show_every_class(digits):
+    assert set(digits.test_y[:100].tolist()) == set(range(10))
+    assert set(digits.train_y[:100].tolist()) == set(range(10))
+
+
 def test_split_depends_on_seed_only():
     labels = np.repeat(np.arange(10), 500)
     a, b, c = (data.stratified_split(labels, 100, seed=s)[1] for s in (0, 0, 1))

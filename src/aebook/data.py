@@ -61,13 +61,17 @@ def load_data(name: str = "mnist5k", *, test_per_class: int = 100, seed: int = 0
 
 
 def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, test): ``test_per_class`` random items of every class go to test. Sorted."""
+    """Indices (train, test): ``test_per_class`` random items of every class go to test.
+
+    Both come in a seeded random order, so that the first images of either set show
+    every class (the raw data is sorted by label).
+    """
     rng = np.random.default_rng(seed)
     test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class]
                            for c in np.unique(labels)])
     mask = np.zeros(len(labels), dtype=bool)
     mask[test] = True
-    return np.flatnonzero(~mask), np.flatnonzero(mask)
+    return rng.permutation(np.flatnonzero(~mask)), rng.permutation(test)
 
 
 def _to_x(images: np.ndarray) -> torch.Tensor:
