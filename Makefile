@@ -1,15 +1,21 @@
 # Two commands for a fresh clone: `make book` and `make test`. Both create the
-# virtual environment from python3 and install requirements.txt when needed.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# virtual environment from python3 and install requirements.txt when needed;
+# `make test` also installs what the browser test needs (Debian's chromium and
+# the npm packages in tests/browser).
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+NODE_DEPS := tests/browser/node_modules/.package-lock.json
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export CHROMIUM
 
-.PHONY: help book test unit nbval build-book clean bench figures
+.PHONY: help book test unit nbval browser clean bench figures
 
 help:
 	@echo "make book   build the HTML book into _build/html (executes every chapter)"
-	@echo "make test   unit tests, every notebook under nbval, then the book build with -W"
+	@echo "make test   unit tests, every notebook under nbval, the book with -W, then a browser over it"
 	@echo "make bench  notebook times and memory, data-load and fit-loop timings"
 	@echo "make clean  drop the build output and the model cache"
 
@@ -20,17 +26,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# A clean, complete build: no page left over from an older build, none skipped as unchanged.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . --all --warningiserror --keep-going
 	@test -f _build/html/index.html && echo "book: _build/html/index.html"
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters
 
-test: unit nbval book
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser test"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+$(NODE_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	command -v npm >/dev/null || (DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm)
+	cd tests/browser && npm ci --no-audit --no-fund
+
+browser: $(STAMP) $(CHROMIUM) $(NODE_DEPS)
+	$(BIN)/python -m pytest tests/browser
+
+test: unit nbval book browser
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

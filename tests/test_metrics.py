@@ -58,3 +58,27 @@ def test_compression_ratio():
     assert metrics.compression_ratio(784, 32) == 24.5
     with pytest.raises(ValueError):
         metrics.compression_ratio(784, 0)
+
+
+def test_principal_angles():
+    e = torch.eye(4)
+    assert metrics.principal_angles(e[:, :2], e[:, :2]) == pytest.approx([0, 0], abs=1e-6)
+    assert metrics.principal_angles(e[:, :1], e[:, 1:2]) == pytest.approx([90])
+    # The same space under another basis (scaled, mixed) has zero angles: only the span matters.
+    mixed = e[:, :2] @ torch.tensor([[2.0, 1.0], [0.5, -3.0]])
+    assert metrics.principal_angles(mixed, e[:, :2]).max() < 1e-5
+    tilted = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
+    assert metrics.principal_angles(tilted, e[:, :1]) == pytest.approx([45])
+    with pytest.raises(ValueError, match="same D"):
+        metrics.principal_angles(torch.ones(4, 2), torch.ones(5, 2))
+
+
+def test_linear_probe_separates_separable_classes():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(200) % 2
+    x = torch.randn(200, 5, generator=g) + 4 * y[:, None]
+    assert metrics.linear_probe(x[:100], y[:100], x[100:], y[100:]) > 95
+    noise = torch.randn(200, 5, generator=g)
+    assert metrics.linear_probe(noise[:100], y[:100], noise[100:], y[100:]) < 70
+    with pytest.raises(ValueError, match="one label per code"):
+        metrics.linear_probe(x[:100], y[:99], x[100:], y[100:])

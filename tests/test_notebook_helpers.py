@@ -18,3 +18,15 @@ def test_show_source_rejects_builtins():
 
 def test_glue_returns_its_value():
     assert glue("x", 0.25) == 0.25
+
+
+def test_glue_stores_plain_numbers(monkeypatch):
+    import numpy as np
+    import torch
+    import myst_nb
+
+    stored = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: stored.__setitem__(name, value))
+    glue("a", np.float64(0.5)), glue("b", torch.tensor(2.0)), glue("c", "text"), glue("d", [1, 2])
+    assert stored == {"a": 0.5, "b": 2.0, "c": "text", "d": [1, 2]}
+    assert type(stored["a"]) is float and type(stored["b"]) is float

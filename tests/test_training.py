@@ -127,3 +127,18 @@ def test_set_seed_seeds_torch():
 def test_history_round_trip():
     h = History([1.0, 0.5], [1.1, 0.6], 2.5)
     assert History(**h.to_dict()) == h
+
+
+def test_cosine_schedule_anneals_to_zero(tiny, monkeypatch):
+    lrs = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    fit(_model(), tiny, epochs=2, batch_size=50, lr=0.01, schedule="cosine", progress=False)
+    assert lrs[0] == pytest.approx(0.01) and lrs[-1] < 0.01 * 0.2 and lrs == sorted(lrs, reverse=True)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        fit(_model(), tiny, epochs=1, schedule="step", progress=False)

@@ -57,3 +57,34 @@ def compression_ratio(input_size: int, code_size: int) -> float:
     if input_size < 1 or code_size < 1:
         raise ValueError(f"sizes must be >= 1, got {input_size} and {code_size}")
     return input_size / code_size
+
+
+def principal_angles(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Principal angles in degrees between the column spaces of a (D, k) and b (D, m), largest first.
+
+    Zero for every direction the two spaces share; 90 for a direction of one orthogonal to the other.
+    """
+    from scipy.linalg import subspace_angles
+
+    a, b = (np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m, dtype=np.float64) for m in (a, b))
+    if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"expected two (D, k) matrices with the same D, got {a.shape} and {b.shape}")
+    return np.degrees(subspace_angles(a, b))
+
+
+def linear_probe(train_codes: torch.Tensor, train_y: torch.Tensor, test_codes: torch.Tensor,
+                 test_y: torch.Tensor, C: float = 0.01) -> float:
+    """Test accuracy (in %) of a logistic regression fitted on standardised codes (N, k) -> labels (N,).
+
+    One fixed regularisation ``C`` for every representation, so that no representation is tuned
+    more than another.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if len(train_codes) != len(train_y) or len(test_codes) != len(test_y):
+        raise ValueError("need one label per code in both the training and the test set")
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=1000))
+    clf.fit(train_codes.numpy(), train_y.numpy())
+    return 100.0 * clf.score(test_codes.numpy(), test_y.numpy())

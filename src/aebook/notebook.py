@@ -39,5 +39,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         from myst_nb import glue as _glue
     except ImportError:
         return value
-    _glue(name, value, display=display)
+    # NumPy and PyTorch scalars print as "np.float64(0.5)" or "tensor(0.5)", which the
+    # prose's format specs ({glue:text}`name:.2f`) cannot parse: glue plain numbers.
+    _glue(name, value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value,
+          display=display)
     return value

@@ -21,6 +21,7 @@ Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 LOSSES = ("mse", "bce")
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -77,17 +78,22 @@ def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_
 
 
 def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, val_x: torch.Tensor | None = None,
+        seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
+        val_x: torch.Tensor | None = None,
         penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
         progress: bool = True) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
-    ``Omega = penalty(model, x~, h)`` (or 0). Batches are sliced from the in-memory
+    ``Omega = penalty(model, x~, h)`` (or 0). ``schedule="cosine"`` anneals the learning
+    rate from ``lr`` to zero over the run, which lets a model settle into its optimum
+    instead of jittering around it at a constant step size. Batches are sliced from the in-memory
     tensor in an order drawn from ``seed``, so on the CPU the same seed and the same
     initial weights give bit-identical losses. The model is left in eval mode on ``device``.
     """
     _check_fit_args(model, train_x, epochs, batch_size, lr, loss, val_x)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}")
     dev = resolve_device(device)
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -97,6 +103,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = History()
     n = len(x_all)
+    steps = epochs * -(-n // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
     start = time.perf_counter()
     bar = _progress(range(epochs), enabled=progress)
     for _ in bar:
@@ -112,6 +120,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             opt.zero_grad(set_to_none=True)
             objective.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             total += objective.detach() * len(idx)
         history.train_loss.append(total.item() / n)
         if x_val is not None:

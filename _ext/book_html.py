@@ -1,0 +1,75 @@
+"""A small Sphinx extension that mends the script tags of the built pages.
+
+Three problems show up as JavaScript errors in a reader's browser console:
+
+1. Jupyter Book 1 registers the inline configuration of sphinx-thebe and
+   sphinx-togglebutton twice, and the second ``const THEBE_JS_URL`` is a syntax error.
+   Duplicate scripts are dropped.
+2. The widget manager (@jupyter-widgets/html-manager, embed-amd.js) derives the
+   address of its icon fonts from its AMD module name, which resolves relative to the
+   page unless RequireJS knows where the package lives: every page with a widget then
+   requests fonts that do not exist. A RequireJS ``paths`` entry, built from the
+   embed-amd.js URL in ``nb_ipywidgets_js``, points it back to the CDN.
+3. The widget manager typesets with the MathJax 2 API (``MathJax.Hub.Queue``); the book
+   loads MathJax 3, where ``MathJax.Hub`` is undefined. A two-line shim forwards the call
+   to MathJax 3's ``typesetPromise``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sphinx.application import Sphinx
+
+MANAGER_SUFFIX = "/dist/embed-amd.js"
+
+# Runs before require.js (RequireJS reads a global `require` object as its configuration)
+# and before MathJax 3 replaces window.MathJax (so the shim is installed again once it has).
+WIDGET_SHIM = """\
+var require = {paths: {"@jupyter-widgets/html-manager": %s}};
+(function () {
+  var hub = {Queue: function (cmd) {
+    var el = cmd && cmd[2];
+    var mj = window.MathJax;
+    if (el && mj && mj.startup && mj.startup.promise) {
+      mj.startup.promise.then(function () { return mj.typesetPromise([el]); });
+    }
+  }};
+  var config = window.MathJax = window.MathJax || {};
+  config.Hub = hub;
+  var startup = config.startup = config.startup || {};
+  var ready = startup.ready;
+  startup.ready = function () {
+    if (ready) { ready(); } else { window.MathJax.startup.defaultReady(); }
+    window.MathJax.Hub = hub;
+  };
+})();"""
+
+
+def _key(js: Any) -> tuple:
+    # Inline scripts come with filename None or "" depending on who added them: the same script.
+    return (str(getattr(js, "filename", js) or ""), json.dumps(getattr(js, "attributes", {}), sort_keys=True))
+
+
+def mend_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple] = set()
+    unique = [js for js in scripts if not (_key(js) in seen or seen.add(_key(js)))]
+    manager = next((js for js in unique if str(getattr(js, "filename", "")).endswith(MANAGER_SUFFIX)), None)
+    if manager is not None:
+        base = str(manager.filename)[: -len(MANAGER_SUFFIX)]
+        # RequireJS must see the configuration before it loads: insert it ahead of the
+        # first script of the widget set (require.js), at the same priority.
+        first = min(i for i, js in enumerate(unique) if getattr(js, "priority", 500) == manager.priority
+                    and str(getattr(js, "filename", "")) in app.config.nb_ipywidgets_js)
+        cls = type(manager)
+        unique.insert(first, cls(None, priority=manager.priority, body=WIDGET_SHIM % json.dumps(base)))
+    scripts[:] = unique
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("html-page-context", mend_scripts, priority=900)  # after myst-nb adds its widget scripts
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,90 @@
+"""Sliders over precomputed panels that work live, on Colab and in the static book.
+
+Every panel is computed once, as a compressed PNG, before the slider exists, so moving
+the slider never trains or recomputes anything. With ipywidgets 8 the panels sit in a
+``Stack`` whose ``selected_index`` is linked to the slider in the browser (``jslink``):
+that needs no kernel, so it also works in the built HTML book, where myst-nb embeds the
+executed notebook's widget state. Colab ships ipywidgets 7.7.1, which has no ``Stack``;
+there a kernel callback swaps the shown panel instead.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Mapping, Sequence
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """A figure as compressed PNG bytes (and the figure closed, so the notebook does not show it twice)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def has_stack() -> bool:
+    """True with ipywidgets 8 (browser-side switching); False with 7.x, as on Colab."""
+    return hasattr(widgets, "Stack")
+
+
+def panel(png: bytes, caption: str) -> widgets.VBox:
+    """One slider position: a caption line above a PNG image."""
+    text = widgets.HTML(f'<div class="aebook-caption">{html.escape(caption)}</div>')
+    return widgets.VBox([text, widgets.Image(value=png, format="png")])
+
+
+def _switcher(children: Sequence[widgets.Widget], control: widgets.Widget) -> widgets.Widget:
+    """Show ``children[control.index]``: a jslinked Stack on ipywidgets 8, a swapped Box on 7.x."""
+    if has_stack():
+        stack = widgets.Stack(list(children), selected_index=control.index)
+        widgets.jslink((control, "index"), (stack, "selected_index"))
+        return stack
+    box = widgets.Box([children[control.index]])
+
+    def show(change: dict) -> None:
+        box.children = [children[change["new"]]]
+
+    control.observe(show, names="index")
+    return box
+
+
+def _check(panels: Sequence[widgets.Widget], labels: Sequence[str]) -> None:
+    if len(panels) != len(labels) or not labels:
+        raise ValueError(f"need one panel per label, and at least one; got {len(panels)} panels "
+                         f"for {len(labels)} labels")
+
+
+def _slider(labels: Sequence[str], description: str) -> widgets.SelectionSlider:
+    return widgets.SelectionSlider(options=list(labels), value=labels[0], description=description,
+                                   continuous_update=True, style={"description_width": "initial"},
+                                   layout=widgets.Layout(width="420px"))
+
+
+def panel_slider(panels: Sequence[widgets.Widget], labels: Sequence[str], description: str) -> widgets.VBox:
+    """A slider over ``labels``; position i shows ``panels[i]``."""
+    _check(panels, labels)
+    slider = _slider(labels, description)
+    return widgets.VBox([slider, _switcher(panels, slider)])
+
+
+def panel_slider_grid(panels: Mapping[str, Sequence[widgets.Widget]], labels: Sequence[str],
+                      description: str, choice_description: str) -> widgets.VBox:
+    """A slider over ``labels`` and buttons over the keys of ``panels``: (key, i) shows ``panels[key][i]``.
+
+    One slider drives one switcher per key; the buttons pick which switcher is shown.
+    """
+    if not panels:
+        raise ValueError("need at least one choice of panels")
+    for p in panels.values():
+        _check(p, labels)
+    slider = _slider(labels, description)
+    choice = widgets.ToggleButtons(options=list(panels), description=choice_description,
+                                   style={"description_width": "initial"})
+    per_choice = [_switcher(p, slider) for p in panels.values()]
+    return widgets.VBox([choice, slider, _switcher(per_choice, choice)])
