@@ -105,3 +105,63 @@ def test_probe_uses_a_short_timeout(monkeypatch):
     with pytest.raises(RuntimeError):
         data.load_data("mnist")
     assert 0 < seen["timeout"] <= 5
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("kind", data.CORRUPTIONS)
+def test_corruption_keeps_shape_range_and_is_seeded(kind):
+    x = torch.rand(50, 784, generator=_gen(1))
+    a, b = data.corrupt(x, kind, 0.4, _gen(0)), data.corrupt(x, kind, 0.4, _gen(0))
+    assert a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, data.corrupt(x, kind, 0.4, _gen(1)))
+    assert torch.equal(data.corrupt(x, kind, 0.0, _gen(0)), x)
+
+
+def test_gaussian_noise_has_the_requested_strength():
+    x = torch.full((200, 784), 0.5)
+    noisy = data.corrupt(x, "gaussian", 0.1, _gen())  # 0.5 +- 0.1: clipping almost never bites
+    assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.02)
+    assert data.corrupt(torch.ones(10, 784), "gaussian", 0.9, _gen()).max() == 1.0
+
+
+def test_masking_zeroes_the_requested_fraction():
+    x = torch.ones(200, 784)
+    masked = data.corrupt(x, "masking", 0.3, _gen())
+    assert set(masked.unique().tolist()) == {0.0, 1.0}
+    assert (masked == 0).float().mean().item() == pytest.approx(0.3, abs=0.01)
+
+
+def test_salt_and_pepper_sets_pixels_to_black_or_white():
+    x = torch.full((200, 784), 0.5)
+    sp = data.corrupt(x, "salt-and-pepper", 0.2, _gen())
+    changed = sp != 0.5
+    assert changed.float().mean().item() == pytest.approx(0.2, abs=0.01)
+    assert set(sp[changed].unique().tolist()) == {0.0, 1.0}
+    assert (sp[changed] == 1).float().mean().item() == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("level", [-0.1, 1.5])
+def test_level_out_of_range(level):
+    with pytest.raises(ValueError, match=r"noise level must be in \[0, 1\]"):
+        data.corrupt(torch.rand(2, 784), "gaussian", level)
+    with pytest.raises(ValueError, match="noise level"):
+        data.Corruption("masking", level)
+
+
+def test_unknown_corruption_lists_choices():
+    with pytest.raises(ValueError, match="gaussian.*masking.*salt-and-pepper"):
+        data.corrupt(torch.rand(2, 784), "speckle", 0.1)
+
+
+def test_corruption_hook_fixed_and_blind():
+    x = torch.ones(100, 784)
+    fixed = data.Corruption("masking", 0.5)
+    assert (fixed(x, _gen()) == 0).float().mean().item() == pytest.approx(0.5, abs=0.02)
+    blind = data.Corruption("masking", 0.8, blind=True)
+    g = _gen()
+    fractions = [(blind(x, g) == 0).float().mean().item() for _ in range(200)]
+    assert 0 <= min(fractions) < 0.1 and 0.7 < max(fractions) <= 0.81  # levels spread over [0, 0.8]
+    assert abs(sum(fractions) / len(fractions) - 0.4) < 0.05

