@@ -142,3 +142,66 @@ def test_cosine_schedule_anneals_to_zero(tiny, monkeypatch):
     assert lrs[0] == pytest.approx(0.01) and lrs[-1] < 0.01 * 0.2 and lrs == sorted(lrs, reverse=True)
     with pytest.raises(ValueError, match="unknown schedule"):
         fit(_model(), tiny, epochs=1, schedule="step", progress=False)
+
+
+# --- greedy layer-wise pretraining -------------------------------------------------------
+
+from aebook.training import greedy_pretrain, layer_autoencoder, unroll  # noqa: E402
+
+
+def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
+    stack, histories = greedy_pretrain([784, 64, 32, 8], tiny, epochs=3, batch_size=50, progress=False)
+    assert [(m.input_size, m.code_size) for m in stack] == [(784, 64), (64, 32), (32, 8)]
+    assert [len(h.train_loss) for h in histories] == [3, 3, 3]
+    # Layer 1 reconstructs pixels through a sigmoid; the others reconstruct ReLU codes.
+    assert [m.config.out for m in stack] == ["sigmoid", "relu", "relu"]
+    assert [m.config.code for m in stack] == ["relu", "relu", "identity"]
+
+
+def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
+    stack, _ = greedy_pretrain([784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False)
+    deep = unroll(stack)
+    assert deep.config.sizes == (784, 64, 32, 8)
+    h = tiny
+    for layer in stack:
+        h = layer.encode(h)
+    r = h
+    for layer in reversed(stack):
+        r = layer.decode(r)
+    with torch.no_grad():
+        torch.testing.assert_close(deep.encode(tiny), h, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(deep(tiny), r, rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_the_unrolled_model_improves_it(tiny):
+    stack, _ = greedy_pretrain([784, 64, 8], tiny, epochs=5, batch_size=50, progress=False)
+    deep = unroll(stack)
+    before = evaluate(deep, tiny)
+    fit(deep, tiny, epochs=10, batch_size=50, loss="bce", progress=False)
+    assert evaluate(deep, tiny) < before
+
+
+def test_greedy_pretrain_is_reproducible(tiny):
+    a, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False)
+    b, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(unroll(a).parameters(), unroll(b).parameters()))
+
+
+def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
+    greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, cache_name="t")
+    import aebook.cache
+
+    monkeypatch.setattr(aebook.cache, "fit", lambda *a, **k: pytest.fail("retrained a cached layer"))
+    stack, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, cache_name="t")
+    assert len(stack) == 2
+
+
+def test_stacking_bad_arguments(tiny):
+    with pytest.raises(ValueError, match="at least"):
+        greedy_pretrain([784], tiny, epochs=1)
+    with pytest.raises(ValueError, match=r"\(N, 100\)"):
+        greedy_pretrain([100, 10], tiny, epochs=1)
+    with pytest.raises(ValueError, match="empty"):
+        unroll([])
+    with pytest.raises(ValueError, match="do not chain"):
+        unroll([layer_autoencoder(784, 16, True, False), layer_autoencoder(32, 4, False, True)])

@@ -178,3 +178,68 @@ def _batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.T
     out = torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
     model.train(was_training)
     return out
+
+
+# --- Greedy layer-wise pretraining (Hinton & Salakhutdinov 2006; Bengio et al. 2007) -------
+
+def layer_autoencoder(n_in: int, n_out: int, first: bool, last: bool) -> Autoencoder:
+    """The shallow autoencoder that pretrains one layer n_in -> n_out of a deep one.
+
+    Its activations are chosen so that the stack unrolls exactly: a ReLU code except at
+    the deep model's code layer (identity), and a sigmoid output for the layer that
+    reconstructs pixels, a ReLU output for the ones that reconstruct (non-negative) codes.
+    """
+    return Autoencoder([n_in, n_out], code="identity" if last else "relu", out="sigmoid" if first else "relu")
+
+
+def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *, epochs: int,
+                    cache_name: str | None = None, **fit_kwargs) -> tuple[list[Autoencoder], list[History]]:
+    """Train a stack of shallow autoencoders, each on the codes of the one before.
+
+    sizes: widths of the deep encoder, input first, e.g. (784, 512, 256, 128, 30). The first
+    layer reconstructs pixels with BCE; the others reconstruct codes with MSE. With
+    ``cache_name`` each layer goes through `train_or_load` (named ``{cache_name}-layer{i}``).
+    ``fit_kwargs`` go to `fit` (except ``loss`` and ``val_x``, set per layer).
+    """
+    sizes = tuple(sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"need at least an input and a code size, got {sizes}")
+    if train_x.ndim != 2 or train_x.shape[1] != sizes[0]:
+        raise ValueError(f"train_x must be (N, {sizes[0]}), got {tuple(train_x.shape)}")
+    fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("loss", "val_x")}
+    stack, histories, x = [], [], train_x
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        torch.manual_seed(fit_kwargs.get("seed", 0) + i)  # each layer's initial weights, reproducibly
+        layer = layer_autoencoder(n_in, n_out, first=i == 0, last=i == len(sizes) - 2)
+        loss = "bce" if i == 0 else "mse"
+        if cache_name is not None:
+            from .cache import train_or_load  # cache imports this module: import late
+
+            layer, history = train_or_load(layer, x, name=f"{cache_name}-layer{i}", epochs=epochs, loss=loss,
+                                           **fit_kwargs)
+        else:
+            history = fit(layer, x, epochs=epochs, loss=loss, **fit_kwargs)
+        stack.append(layer)
+        histories.append(history)
+        x = encode(layer, x, device=fit_kwargs.get("device", "auto"))  # the next layer's training data
+    return stack, histories
+
+
+def unroll(stack: list[Autoencoder]) -> Autoencoder:
+    """One deep autoencoder whose encoder is the stack's encoders in order and whose decoder is
+    their decoders in reverse, with the weights copied: before fine-tuning it computes exactly
+    the stack's composition."""
+    if not stack:
+        raise ValueError("the stack is empty")
+    sizes = [stack[0].input_size] + [layer.code_size for layer in stack]
+    for a, b in zip(stack[:-1], stack[1:]):
+        if a.code_size != b.input_size:
+            raise ValueError(f"layers do not chain: a code of {a.code_size} feeds an input of {b.input_size}")
+    deep = Autoencoder(sizes, hidden="relu", code=stack[-1].config.code, out=stack[0].config.out)
+    enc = [m for m in deep.encoder if isinstance(m, nn.Linear)]
+    dec = [m for m in deep.decoder if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for i, layer in enumerate(stack):
+            enc[i].load_state_dict(layer.encoder[0].state_dict())
+            dec[len(stack) - 1 - i].load_state_dict(layer.decoder[0].state_dict())
+    return deep

@@ -1,0 +1,106 @@
+"""Regularizers Omega(h) for `fit(..., penalty=...)`: L1 and KL sparsity, and the contractive penalty.
+
+Each is a small frozen dataclass, so that it can be called as ``penalty(model, x_in, h)``
+inside the training loop and also describes itself to the model cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def _check_weight(name: str, value: float) -> None:
+    if not value >= 0:  # also catches NaN
+        raise ValueError(f"{name} must be >= 0 (it weighs the penalty against the reconstruction), got {value}")
+
+
+@dataclass(frozen=True)
+class L1Sparsity:
+    """Omega(h) = lam * sum_i |h_i|, averaged over the batch. For a ReLU (or any) code h: (B, k)."""
+
+    lam: float
+
+    def __post_init__(self) -> None:
+        _check_weight("lam", self.lam)
+
+    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.lam * h.abs().sum(dim=1).mean()
+
+
+def kl_bernoulli(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
+    """KL(rho || rho_hat) between Bernoulli distributions, elementwise: (k,) -> (k,)."""
+    rho_hat = rho_hat.clamp(1e-6, 1 - 1e-6)  # a dead or saturated unit gives a large, finite penalty
+    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+
+
+@dataclass(frozen=True)
+class KLSparsity:
+    """Omega(h) = beta * sum_j KL(rho || rho_hat_j), where rho_hat_j is unit j's mean activation
+    over the batch (Ng's CS294A notes). Needs a code in (0, 1): build the model with code="sigmoid"."""
+
+    beta: float
+    rho: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check_weight("beta", self.beta)
+        if not 0 < self.rho < 1:
+            raise ValueError(f"rho is a target mean activation and must lie in (0, 1), got {self.rho}")
+
+    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.beta * kl_bernoulli(self.rho, h.mean(dim=0)).sum()
+
+
+def jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """||df/dx||_F^2 for every row of x (B, D) -> (B,), by automatic differentiation; any encoder.
+
+    Differentiable with respect to the encoder's parameters, so it can be trained on.
+    """
+    jac = torch.func.vmap(torch.func.jacrev(lambda v: encoder(v.unsqueeze(0)).squeeze(0)))(x)  # (B, k, D)
+    return jac.pow(2).sum(dim=(1, 2))
+
+
+def sigmoid_jacobian_norm_sq(weight: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The same for one sigmoid layer h = sigmoid(W x + b), in closed form (Rifai et al. 2011):
+    ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2. weight: (k, D), h: (B, k) -> (B,)."""
+    return ((h * (1 - h)) ** 2 * weight.pow(2).sum(dim=1)).sum(dim=1)
+
+
+def _single_sigmoid_layer(encoder: nn.Module) -> nn.Linear | None:
+    layers = list(encoder) if isinstance(encoder, nn.Sequential) else []
+    if len(layers) == 2 and isinstance(layers[0], nn.Linear) and isinstance(layers[1], nn.Sigmoid):
+        return layers[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Contractive:
+    """Omega = lam * ||df/dx||_F^2, averaged over the batch: the contractive autoencoder.
+
+    ``method="auto"`` uses the closed form when the encoder is one linear layer followed by a
+    sigmoid, and automatic differentiation otherwise; ``"closed-form"`` or ``"autograd"`` force one.
+    """
+
+    lam: float
+    method: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_weight("lam", self.lam)
+        if self.method not in ("auto", "closed-form", "autograd"):
+            raise ValueError(f"method must be 'auto', 'closed-form' or 'autograd', got {self.method!r}")
+
+    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.lam * encoder_jacobian_norm_sq(model.encoder, x_in, h, self.method).mean()
+
+
+def encoder_jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor, h: torch.Tensor | None = None,
+                             method: str = "auto") -> torch.Tensor:
+    """||df/dx||_F^2 per row of x (B, D) -> (B,), choosing the closed form where it applies."""
+    layer = _single_sigmoid_layer(encoder)
+    if method == "closed-form" and layer is None:
+        raise ValueError("the closed form needs an encoder of one Linear layer and a Sigmoid")
+    if layer is not None and method != "autograd":
+        return sigmoid_jacobian_norm_sq(layer.weight, encoder(x) if h is None else h)
+    return jacobian_norm_sq(encoder, x)
