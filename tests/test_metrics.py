@@ -82,3 +82,13 @@ def test_linear_probe_separates_separable_classes():
     assert metrics.linear_probe(noise[:100], y[:100], noise[100:], y[100:]) < 70
     with pytest.raises(ValueError, match="one label per code"):
         metrics.linear_probe(x[:100], y[:99], x[100:], y[100:])
+
+
+def test_pca_reconstruct_reuses_a_larger_fit(digits):
+    big = metrics.pca_fit(digits.train_x, 20)
+    for k in (3, 20):
+        direct = metrics.pca_reconstruct(digits.train_x, digits.test_x[:50], k)
+        reused = metrics.pca_reconstruct(digits.train_x, digits.test_x[:50], k, pca=big)
+        torch.testing.assert_close(direct, reused, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="fewer than k"):
+        metrics.pca_reconstruct(digits.train_x, digits.test_x, 21, pca=big)

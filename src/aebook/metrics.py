@@ -40,11 +40,18 @@ def pca_fit(train_x: torch.Tensor, k: int, seed: int = 0) -> PCA:
     return PCA(n_components=k, svd_solver="full", random_state=seed).fit(train_x.numpy())
 
 
-def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
-    """Project x (N, D) onto the top-k principal subspace of train_x and back: (N, D)."""
-    pca = pca_fit(train_x, k)
-    r = pca.inverse_transform(pca.transform(x.numpy()))
-    return torch.from_numpy(np.asarray(r, dtype=np.float32))
+def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None) -> torch.Tensor:
+    """Project x (N, D) onto the top-k principal subspace of train_x and back: (N, D).
+
+    Pass ``pca``, fitted on train_x with at least k components, to reuse one fit for many k:
+    the top k components of a larger PCA are exactly the components of PCA with k.
+    """
+    pca = pca if pca is not None else pca_fit(train_x, k)
+    if pca.n_components_ < k:
+        raise ValueError(f"the given PCA has {pca.n_components_} components, fewer than k={k}")
+    comps = torch.from_numpy(pca.components_[:k]).float()  # (k, D), orthonormal rows
+    mean = torch.from_numpy(pca.mean_).float()  # (D,)
+    return (x.float() - mean) @ comps.T @ comps + mean
 
 
 def pca_mse(train_x: torch.Tensor, test_x: torch.Tensor, k: int) -> float:
