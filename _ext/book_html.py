@@ -11,7 +11,7 @@ Three problems show up as JavaScript errors in a reader's browser console:
    requests fonts that do not exist. A RequireJS ``paths`` entry, built from the
    embed-amd.js URL in ``nb_ipywidgets_js``, points it back to the CDN.
 3. The widget manager typesets with the MathJax 2 API (``MathJax.Hub.Queue``); the book
-   loads MathJax 3, where ``MathJax.Hub`` is undefined. A two-line shim forwards the call
+   loads MathJax 3, where ``MathJax.Hub`` is undefined. A small shim forwards the call
    to MathJax 3's ``typesetPromise``.
 """
 

@@ -64,7 +64,7 @@ def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse") -> 
 
 
 def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                    loss: str, val_x: torch.Tensor | None) -> None:
+                    loss: str, schedule: str, val_x: torch.Tensor | None) -> None:
     if train_x.ndim != 2:
         raise ValueError(f"train_x must be (N, D), got shape {tuple(train_x.shape)}; flatten images first")
     if val_x is not None and (val_x.ndim != 2 or val_x.shape[1] != train_x.shape[1]):
@@ -73,6 +73,8 @@ def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_
         raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}")
     if loss == "bce" and isinstance(model, Autoencoder) and model.config.out != "sigmoid":
         raise ValueError("loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'")
 
@@ -91,9 +93,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     tensor in an order drawn from ``seed``, so on the CPU the same seed and the same
     initial weights give bit-identical losses. The model is left in eval mode on ``device``.
     """
-    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, val_x)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}")
+    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x)
     dev = resolve_device(device)
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     gen = torch.Generator(device=dev).manual_seed(seed)
