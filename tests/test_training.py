@@ -205,3 +205,35 @@ def test_stacking_bad_arguments(tiny):
         unroll([])
     with pytest.raises(ValueError, match="do not chain"):
         unroll([layer_autoencoder(784, 16, True, False), layer_autoencoder(32, 4, False, True)])
+
+
+def _expected_stop(val_loss: list[float], patience: int) -> int:
+    """The epoch at which early stopping with ``patience`` halts, replayed from a full run's losses."""
+    for epoch in range(1, len(val_loss) + 1):
+        best = val_loss[:epoch].index(min(val_loss[:epoch])) + 1
+        if epoch - best >= patience:
+            return epoch
+    return len(val_loss)
+
+
+def test_early_stopping_halts_and_restores_the_best_weights(tiny):
+    kw = dict(batch_size=5, lr=1e-2, val_x=tiny[100:], progress=False)
+    full = fit(_model(), tiny[:10], epochs=60, **kw)
+    stop = _expected_stop(full.val_loss, patience=3)
+    assert stop < 60, "the setup must actually trigger early stopping"
+    model = _model()
+    h = fit(model, tiny[:10], epochs=60, patience=3, **kw)
+    assert h.val_loss == full.val_loss[:stop] and h.best_epoch == stop - 3
+    # The weights handed back are those of the best epoch: a run of exactly that many epochs.
+    short = _model()
+    fit(short, tiny[:10], epochs=h.best_epoch, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), short.state_dict().values()))
+    assert evaluate(model, tiny[100:]) == pytest.approx(min(h.val_loss))
+
+
+def test_early_stopping_needs_validation_data_and_a_positive_patience(tiny):
+    with pytest.raises(ValueError, match="no val_x"):
+        fit(_model(), tiny, epochs=2, patience=3, progress=False)
+    with pytest.raises(ValueError, match="patience >= 1"):
+        fit(_model(), tiny, epochs=2, patience=0, val_x=tiny, progress=False)
+    assert History().best_epoch == 0 and History(val_loss=[3.0, 1.0, 2.0]).best_epoch == 2

@@ -32,6 +32,11 @@ class History:
     val_loss: list[float] = field(default_factory=list)  # reconstruction loss on the clean validation set
     seconds: float = 0.0  # wall time of the whole run
 
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (from 1) with the lowest validation loss; 0 without validation losses."""
+        return self.val_loss.index(min(self.val_loss)) + 1 if self.val_loss else 0
+
     def to_dict(self) -> dict:
         return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "seconds": self.seconds}
 
@@ -64,7 +69,7 @@ def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse") -> 
 
 
 def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                    loss: str, schedule: str, val_x: torch.Tensor | None) -> None:
+                    loss: str, schedule: str, val_x: torch.Tensor | None, patience: int | None) -> None:
     if train_x.ndim != 2:
         raise ValueError(f"train_x must be (N, D), got shape {tuple(train_x.shape)}; flatten images first")
     if val_x is not None and (val_x.ndim != 2 or val_x.shape[1] != train_x.shape[1]):
@@ -75,13 +80,16 @@ def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}")
+    if patience is not None and (val_x is None or patience < 1):
+        raise ValueError(f"early stopping needs val_x and patience >= 1; got patience={patience}"
+                         f"{'' if val_x is not None else ' and no val_x'}")
     if loss == "bce" and isinstance(model, Autoencoder) and model.config.out != "sigmoid":
         raise ValueError("loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'")
 
 
 def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
         seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
-        val_x: torch.Tensor | None = None,
+        val_x: torch.Tensor | None = None, patience: int | None = None,
         penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
         progress: bool = True) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
@@ -92,8 +100,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     instead of jittering around it at a constant step size. Batches are sliced from the in-memory
     tensor in an order drawn from ``seed``, so on the CPU the same seed and the same
     initial weights give bit-identical losses. The model is left in eval mode on ``device``.
+
+    Early stopping: with ``patience`` (and ``val_x``), training stops once the validation loss
+    has not improved for ``patience`` epochs, and the model gets back the weights of its best
+    epoch (``history.best_epoch``). The cosine schedule still spans all ``epochs``.
     """
-    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x)
+    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x, patience)
     dev = resolve_device(device)
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -106,8 +118,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     steps = epochs * -(-n // batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
     start = time.perf_counter()
+    best: dict[str, torch.Tensor] | None = None  # the weights at the lowest validation loss (early stopping)
     bar = _progress(range(epochs), enabled=progress)
-    for _ in bar:
+    for epoch in bar:
         model.train()
         total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
         for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
@@ -128,6 +141,13 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
         if progress:
             bar.set_postfix(_postfix(history))
+        if patience is not None:
+            if history.best_epoch == epoch + 1:
+                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch + 1 - history.best_epoch >= patience:
+                break
+    if best is not None:
+        model.load_state_dict(best)
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
