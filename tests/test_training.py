@@ -237,3 +237,10 @@ def test_early_stopping_needs_validation_data_and_a_positive_patience(tiny):
     with pytest.raises(ValueError, match="patience >= 1"):
         fit(_model(), tiny, epochs=2, patience=0, val_x=tiny, progress=False)
     assert History().best_epoch == 0 and History(val_loss=[3.0, 1.0, 2.0]).best_epoch == 2
+
+
+def test_adam_is_fused_on_the_cpu_only_where_pytorch_has_the_kernel():
+    from aebook.training import adam
+
+    assert adam(_model(), lr=1e-3).defaults["fused"] is True
+    assert adam(_model().to("meta"), lr=1e-3).defaults["fused"] is None  # a device without one: the default
