@@ -92,3 +92,17 @@ def test_pca_reconstruct_reuses_a_larger_fit(digits):
         torch.testing.assert_close(direct, reused, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="fewer than k"):
         metrics.pca_reconstruct(digits.train_x, digits.test_x, 21, pca=big)
+
+
+def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    tr, te = digits.train_x[:, 200:400], digits.test_x[:, 200:400]  # includes constant (all-blank) pixels
+    for C in (0.01, 1.0):
+        ours = metrics.linear_probe(tr, digits.train_y, te, digits.test_y, C=C)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, tol=1e-8))
+        theirs = 100 * clf.fit(tr.numpy(), digits.train_y.numpy()).score(te.numpy(), digits.test_y.numpy())
+        assert abs(ours - theirs) <= 100 / len(te) + 1e-9, (C, ours, theirs)  # at most one test digit apart
+        assert ours > 50
