@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -53,3 +54,11 @@ def test_nothing_changes_global_style():
     before = dict(plt.rcParams)
     plotting.show_images(torch.rand(2, 784))
     assert dict(plt.rcParams) == before
+
+
+def test_image_grid_places_each_image_in_its_cell():
+    x = torch.rand(7, 784)
+    grid = plotting.image_grid(x, nrow=3, padding=1)
+    assert grid.shape == (3 * 29 + 1, 3 * 29 + 1)
+    assert np.array_equal(grid[1 + 29:1 + 29 + 28, 1 + 58:1 + 58 + 28], x[5].reshape(28, 28).numpy())
+    assert (grid[:, 0] == 1).all() and (grid[-29:, 1 + 29:] == 1).all()  # the padding and the empty cells are white

@@ -14,18 +14,24 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Polygon, Rectangle
-from torchvision.utils import make_grid
 
 from .data import IMAGE_SHAPE
 from .training import History
 
 
 def image_grid(x: torch.Tensor, nrow: int = 10, padding: int = 2) -> np.ndarray:
-    """(N, 784) images in [0, 1] -> one (H, W) array laid out ``nrow`` per row with torchvision's make_grid."""
+    """(N, 784) images in [0, 1] -> one (H, W) array, ``nrow`` images per row, ``padding`` white pixels
+    around each (the layout of torchvision's make_grid, without importing torchvision: 1.7 s)."""
     if x.ndim != 2 or x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
         raise ValueError(f"expected (N, {IMAGE_SHAPE[0] * IMAGE_SHAPE[1]}) flattened images, got {tuple(x.shape)}")
-    imgs = x.detach().cpu().float().clamp(0, 1).reshape(-1, 1, *IMAGE_SHAPE)
-    return make_grid(imgs, nrow=nrow, padding=padding, pad_value=1.0)[0].numpy()
+    imgs = x.detach().cpu().float().clamp(0, 1).reshape(-1, *IMAGE_SHAPE).numpy()
+    (h, w), cols = IMAGE_SHAPE, min(nrow, len(imgs))
+    rows = -(-len(imgs) // nrow)
+    grid = np.ones((rows * (h + padding) + padding, cols * (w + padding) + padding), dtype=np.float32)
+    for i, img in enumerate(imgs):
+        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[top:top + h, left:left + w] = img
+    return grid
 
 
 def show_images(x: torch.Tensor, nrow: int = 10, title: str | None = None, ax: Axes | None = None) -> Axes:
