@@ -244,3 +244,23 @@ def test_adam_is_fused_on_the_cpu_only_where_pytorch_has_the_kernel():
 
     assert adam(_model(), lr=1e-3).defaults["fused"] is True
     assert adam(_model().to("meta"), lr=1e-3).defaults["fused"] is None  # a device without one: the default
+
+
+def test_progress_bar_counts_epochs_and_an_early_stop_ends_complete(tiny, monkeypatch):
+    import io
+
+    import tqdm.auto
+
+    bars = []
+
+    class Spy(tqdm.auto.tqdm):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k, disable=False, file=io.StringIO())
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Spy)
+    fit(_model(), tiny, epochs=4, batch_size=50, val_x=tiny[:50], progress=True)
+    h = fit(_model(), tiny[:10], epochs=60, batch_size=5, lr=1e-2, val_x=tiny[100:], patience=3, progress=True)
+    assert bars[0].n == bars[0].total == 4
+    assert bars[1].n == bars[1].total == len(h.val_loss) < 60  # stopped early, drawn as finished
+    assert "val" in bars[1].postfix

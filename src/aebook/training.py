@@ -130,8 +130,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
     start = time.perf_counter()
     best: dict[str, torch.Tensor] | None = None  # the weights at the lowest validation loss (early stopping)
-    bar = _progress(range(epochs), enabled=progress)
-    for epoch in bar:
+    bar = _progress(epochs, enabled=progress)
+    for epoch in range(epochs):
         model.train()
         total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
         for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
@@ -150,7 +150,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         history.train_loss.append(total.item() / n)
         if x_val is not None:
             history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
-        if progress:
+        if bar is not None:
+            bar.update(1)
             bar.set_postfix(_postfix(history))
         if patience is not None:
             if history.best_epoch == epoch + 1:
@@ -159,6 +160,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
                 break
     if best is not None:
         model.load_state_dict(best)
+    if bar is not None:
+        bar.total = bar.n  # a run that stopped early finished; tqdm would draw it as failed
+        bar.close()
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
@@ -171,12 +175,13 @@ def _postfix(history: History) -> dict[str, str]:
     return post
 
 
-def _progress(it: range, enabled: bool):
+def _progress(epochs: int, enabled: bool):
+    """A bar counting epochs (a widget in notebooks, text in a terminal), or None when disabled."""
     if not enabled:
-        return it
-    from tqdm.auto import tqdm  # a widget bar in notebooks, a text bar in a terminal
+        return None
+    from tqdm.auto import tqdm
 
-    return tqdm(it, desc="epochs", leave=True)
+    return tqdm(total=epochs, desc="epochs", leave=True)
 
 
 @torch.no_grad()
