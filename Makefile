@@ -1,5 +1,6 @@
 # Two commands for a fresh clone: `make book` and `make test`. Both create the
-# virtual environment from python3 and install requirements.txt when needed;
+# virtual environment from python3 and install requirements.txt when needed, and
+# install Debian's dataset-fashion-mnist (the second dataset, read offline);
 # `make test` also installs what the browser test needs (Debian's chromium and
 # the npm packages in tests/browser).
 PYTHON   ?= python3
@@ -8,6 +9,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 NODE_DEPS := tests/browser/node_modules/.package-lock.json
+FASHION  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CHROMIUM
 
@@ -32,7 +34,12 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --all --warningiserror --keep-going
 	@test -f _build/html/index.html && echo "book: _build/html/index.html"
 
-unit: $(STAMP)
+$(FASHION):
+	@echo "installing Debian's dataset-fashion-mnist (Fashion-MNIST, read offline by load_data)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+unit: $(STAMP) $(FASHION)
 	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 nbval: $(STAMP)

@@ -81,17 +81,23 @@ def test_bad_test_size(n):
         data.load_data(test_per_class=n)
 
 
-@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
-def test_full_datasets_fail_fast_offline(monkeypatch, name):
-    # Simulate a machine with no network: the connection probe is refused at once.
+def _refuse_network(monkeypatch):
+    """Simulate a machine with no network: every connection is refused at once."""
     def refuse(*args, **kwargs):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "fashion5k"])
+def test_downloads_fail_fast_offline(monkeypatch, tmp_path, name):
+    _refuse_network(monkeypatch)
+    monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "no-debian-files")  # as on a machine without the package
     start = time.perf_counter()
-    with pytest.raises(RuntimeError, match="needs internet.*load_data\\('mnist5k'\\)"):
+    with pytest.raises(RuntimeError, match="needs internet.*load_data\\('mnist5k'\\)") as err:
         data.load_data(name)
     assert time.perf_counter() - start < 5  # a fail-fast guard, not a benchmark
+    assert ("apt-get install dataset-fashion-mnist" in str(err.value)) == name.startswith("fashion")
 
 
 def test_probe_uses_a_short_timeout(monkeypatch):
@@ -105,6 +111,107 @@ def test_probe_uses_a_short_timeout(monkeypatch):
     with pytest.raises(RuntimeError):
         data.load_data("mnist")
     assert 0 < seen["timeout"] <= 5
+
+
+# --- Fashion-MNIST from Debian's dataset-fashion-mnist (the Makefile installs it) ---------
+
+def _debian_files(train):
+    files = data._debian_fashion_files(train)
+    assert files is not None, f"Debian's dataset-fashion-mnist is not installed in {data.FASHION_DIR}: run make unit"
+    return files
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_idx_parse_matches_torchvision(tmp_path, train):
+    import gzip
+    import shutil
+
+    from torchvision.datasets import FashionMNIST
+
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for src in _debian_files(True) + _debian_files(False):  # torchvision checks all four files exist
+        with gzip.open(src) as f, open(raw / src.name.removesuffix(".gz"), "wb") as out:
+            shutil.copyfileobj(f, out)
+    theirs = FashionMNIST(tmp_path, train=train, download=False)
+    images, labels = data._fashion_split("fashion-mnist", train)
+    assert images.shape == ((60000 if train else 10000), 28, 28) and images.dtype == np.uint8
+    assert np.array_equal(images, theirs.data.numpy()) and np.array_equal(labels, theirs.targets.numpy())
+
+
+def test_full_fashion_is_read_offline_from_debian(monkeypatch):
+    _refuse_network(monkeypatch)
+    full = data.load_data("fashion-mnist")
+    assert full.train_x.shape == (60000, 784) and full.test_x.shape == (10000, 784)
+    assert full.train_y.bincount().tolist() == [6000] * 10 and full.test_y.bincount().tolist() == [1000] * 10
+    assert full.classes == data.CLOTHES and full.classes[9] == "Ankle boot"
+
+
+def test_fashion_subset_has_the_default_shape_and_balance(monkeypatch):
+    _refuse_network(monkeypatch)
+    clothes = data.load_data("fashion5k")
+    assert clothes.train_x.shape == (4000, 784) and clothes.test_x.shape == (1000, 784)
+    assert clothes.train_y.bincount().tolist() == [400] * 10 and clothes.test_y.bincount().tolist() == [100] * 10
+    assert clothes.train_x.dtype == torch.float32 and 0 <= clothes.train_x.min() and clothes.train_x.max() <= 1
+    assert set(clothes.test_y[:100].tolist()) == set(range(10))  # shuffled, as the digits are
+    assert clothes.classes == data.CLOTHES and len(set(clothes.classes)) == 10
+
+
+def test_fashion_subset_comes_from_the_official_training_half_only():
+    clothes = data.load_data("fashion5k")
+    train_images, _ = data._fashion_split("fashion-mnist", train=True)
+    official = {row.tobytes() for row in train_images.reshape(len(train_images), -1)}
+    subset = (torch.cat([clothes.train_x, clothes.test_x]) * 255).round().to(torch.uint8).numpy()
+    assert all(row.tobytes() in official for row in subset)
+    # no image is in both halves of the split (by index: Fashion-MNIST has a few duplicate images)
+    images, labels = data._fashion_subset()
+    train, test = data.stratified_split(labels, 100, seed=0)
+    assert len(np.intersect1d(train, test)) == 0 and len(images) == 5000
+
+
+def test_fashion_split_is_seeded_and_subset_fixed():
+    a, b, c = data.load_data("fashion5k"), data.load_data("fashion5k"), data.load_data("fashion5k", seed=1)
+    assert torch.equal(a.test_x, b.test_x) and not torch.equal(a.test_x, c.test_x)
+    # a different split of the same 5,000 images
+    key = lambda d: sorted(r.numpy().tobytes() for r in torch.cat([d.train_x, d.test_x]))  # noqa: E731
+    assert key(a) == key(c)
+
+
+def test_fashion_subset_is_cached(monkeypatch):
+    data.load_data("fashion5k")
+    monkeypatch.setattr(data, "_fashion_split", lambda *a: pytest.fail("read the idx files again"))
+    assert data.load_data("fashion5k").test_x.shape == (1000, 784)
+
+
+def test_digit_data_names_its_classes(digits):
+    assert digits.classes == tuple("0123456789")
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_read_idx_plain_and_gzipped(tmp_path):
+    import gzip
+
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a-idx3-ubyte", a)
+    (tmp_path / "a-idx3-ubyte.gz").write_bytes(gzip.compress((tmp_path / "a-idx3-ubyte").read_bytes()))
+    assert np.array_equal(data.read_idx(tmp_path / "a-idx3-ubyte"), a)
+    assert np.array_equal(data.read_idx(tmp_path / "a-idx3-ubyte.gz"), a)
+
+
+def test_read_idx_refuses_damaged_files(tmp_path):
+    a = np.zeros((5, 28, 28), dtype=np.uint8)
+    path = tmp_path / "x-idx3-ubyte"
+    _write_idx(path, a)
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="truncated"):
+        data.read_idx(path)
+    path.write_bytes(b"PK\x03\x04 not an idx file")
+    with pytest.raises(ValueError, match="not an idx file"):
+        data.read_idx(path)
 
 
 def _gen(seed=0):

@@ -1,0 +1,134 @@
+"""The book's findings, checked where they are made: ``claim(statement, holds, **measured)``.
+
+A finding (as opposed to a fact true by construction, which stays a plain ``assert``) is
+checked against the data it was measured on. On the book's default data (`data.DEFAULT`)
+a claim that does not hold fails the run, exactly like an ``assert``, so CI keeps every
+claim honest. On any other data it does not stop the notebook: it shows the reader, right
+there, that the claim does not hold on their data, with the measured values.
+
+Every claim is also recorded, with its measured values, in
+``<cache>/claims/<dataset>/<chapter>.json``; the book's claims page is built from these files.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .data import DEFAULT
+from .paths import atomic_write, cache_dir
+
+
+class ClaimFailed(AssertionError):
+    """A claim that does not hold on the default data (an AssertionError, as a bare assert raised)."""
+
+
+def records_dir() -> Path:
+    """``<cache>/claims``: one folder per dataset, one JSON file per chapter."""
+    return cache_dir() / "claims"
+
+
+class Claims:
+    """The claims of one chapter run on one dataset.
+
+    ``claim = Claims("02_undercomplete", data.name)`` in the setup cell, then, where the
+    text makes a finding: ``claim("the nonlinear AE beats PCA at k = 8", r < 0.8, ratio=r)``.
+    ``strict`` (default: the dataset is the default one) decides whether a failed claim raises.
+    """
+
+    def __init__(self, chapter: str, dataset: str, *, strict: bool | None = None) -> None:
+        if not chapter or not isinstance(chapter, str):
+            raise ValueError(f"chapter must be a non-empty name such as '02_undercomplete', got {chapter!r}")
+        self.chapter, self.dataset = chapter, dataset
+        self.strict = dataset == DEFAULT if strict is None else strict
+        self.results: dict[str, dict[str, Any]] = {}  # statement -> record, in the order first checked
+        self._save()  # a new run starts a new record: no claim left over from an older run
+
+    def __call__(self, statement: str, holds: Any, **measured: Any) -> bool:
+        """Check one finding; return whether it holds.
+
+        ``holds`` is anything with a truth value (a bool, a 0-d tensor or array); ``measured``
+        are the numbers it rests on, shown to the reader and recorded for the claims page.
+        Re-running a cell replaces the claim's earlier record.
+        """
+        if not statement or not isinstance(statement, str):
+            raise ValueError(f"a claim needs its statement in words, got {statement!r}")
+        ok = bool(holds)
+        values = {name: _plain(v) for name, v in measured.items()}
+        self.results[statement] = {"statement": statement, "holds": ok, "measured": values}
+        self._save()
+        if ok:
+            return True
+        if self.strict:
+            raise ClaimFailed(f"{statement} (measured on {self.dataset}: {_fmt_values(values)})")
+        _show_failure(statement, self.dataset, values)
+        return False
+
+    def _save(self) -> None:
+        record = {"chapter": self.chapter, "dataset": self.dataset, "aebook": __version__,
+                  "claims": list(self.results.values())}
+        path = records_dir() / self.dataset / f"{self.chapter}.json"
+        try:
+            atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
+        except OSError as err:  # an unwritable cache must not stop the chapter
+            warnings.warn(f"could not record the claims of {self.chapter} in {path} ({err})", RuntimeWarning,
+                          stacklevel=3)
+
+
+def load_records(directory: Path | None = None) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files are skipped."""
+    directory = records_dir() if directory is None else directory
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for path in sorted(directory.glob("*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+            out.setdefault(record["dataset"], {})[record["chapter"]] = list(record["claims"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able number or string from a Python, NumPy or PyTorch value."""
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    raise TypeError(f"measured values must be numbers or strings, got {type(value).__name__}: {value!r}")
+
+
+def fmt_value(value: Any) -> str:
+    """A measured value as the reader sees it: four significant digits for floats."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _fmt_values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {fmt_value(v)}" for k, v in values.items()) or "no values recorded"
+
+
+def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
+    """Tell the reader, in the notebook, that a claim of the text does not hold on their data."""
+    text = (f"This claim of the text does not hold on {dataset}: {statement} "
+            f"(measured: {_fmt_values(values)}). The text was written for {DEFAULT}; "
+            f"the book's claims page lists every claim on both datasets.")
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        warnings.warn(text, RuntimeWarning, stacklevel=3)
+        return
+    display(HTML(
+        '<div class="aebook-claim-failed" style="border-left:4px solid #d97706;background:#fff7ed;'
+        'padding:0.5em 0.8em;margin:0.5em 0">'
+        f"<b>Does not hold on {html.escape(dataset)}:</b> {html.escape(statement)}<br>"
+        f"<small>measured: {html.escape(_fmt_values(values))}. The text was written for {DEFAULT}; "
+        "the claims page of the book lists every claim on both datasets.</small></div>"))

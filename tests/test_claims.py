@@ -1,0 +1,101 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aebook.claims import ClaimFailed, Claims, load_records, records_dir
+
+
+def test_a_claim_that_holds_returns_true_and_is_recorded():
+    claim = Claims("02_undercomplete", "mnist5k")
+    assert claim("the AE beats PCA", np.float64(0.57) < 0.8, ratio=np.float64(0.57), k=8) is True
+    record = json.loads((records_dir() / "mnist5k" / "02_undercomplete.json").read_text())
+    assert record["chapter"] == "02_undercomplete" and record["dataset"] == "mnist5k"
+    assert record["claims"] == [{"statement": "the AE beats PCA", "holds": True, "measured": {"ratio": 0.57, "k": 8}}]
+
+
+def test_on_the_default_data_a_failed_claim_fails_the_run_like_an_assert():
+    claim = Claims("01_overview", "mnist5k")
+    with pytest.raises(AssertionError, match=r"blurrier.*grey_recon = 3\.1.*grey_orig = 2") as err:
+        claim("reconstructions are blurrier", False, grey_recon=3.1, grey_orig=2)
+    assert isinstance(err.value, ClaimFailed)
+    # recorded before raising, so the claims page shows the failure
+    assert load_records()["mnist5k"]["01_overview"][0]["holds"] is False
+
+
+def test_on_other_data_a_failed_claim_reports_and_goes_on(capsys):
+    claim = Claims("01_overview", "fashion5k")
+    with pytest.warns(RuntimeWarning, match="does not hold on fashion5k: width helps.*ratio = 1.234"):
+        assert claim("width helps", torch.tensor(False), ratio=torch.tensor(1.23400)) is False
+    assert load_records()["fashion5k"]["01_overview"] == [
+        {"statement": "width helps", "holds": False, "measured": {"ratio": pytest.approx(1.234)}}]
+
+
+def test_in_a_notebook_the_report_is_shown_in_the_cell(monkeypatch):
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    Claims("03_regularized", "fashion5k")("the DAE gives better features", False, gain=-0.3)
+    (out,) = shown
+    assert "Does not hold on fashion5k" in out.data and "gain = -0.3" in out.data and "claims page" in out.data
+
+
+def test_strictness_can_be_chosen():
+    with pytest.raises(ClaimFailed):
+        Claims("x", "fashion5k", strict=True)("s", False)
+    with pytest.warns(RuntimeWarning):
+        Claims("x", "mnist5k", strict=False)("s", False)
+
+
+def test_rerunning_a_cell_replaces_the_claim_and_a_new_run_starts_afresh():
+    claim = Claims("04_sparse", "fashion5k")
+    claim("a", True, v=1.0)
+    with pytest.warns(RuntimeWarning):
+        claim("b", False)
+    claim("a", True, v=2.0)  # the same cell run again
+    assert [(c["statement"], c["measured"]) for c in load_records()["fashion5k"]["04_sparse"]] == \
+        [("a", {"v": 2.0}), ("b", {})]
+    Claims("04_sparse", "fashion5k")  # a new run of the chapter
+    assert load_records()["fashion5k"]["04_sparse"] == []
+
+
+def test_records_of_several_datasets_and_chapters(tmp_path):
+    Claims("01_overview", "mnist5k")("a", True)
+    Claims("02_undercomplete", "mnist5k")("b", True)
+    Claims("01_overview", "fashion5k")("a", True)
+    (records_dir() / "fashion5k" / "broken.json").write_text("{not json")  # skipped, not fatal
+    records = load_records()
+    assert set(records) == {"mnist5k", "fashion5k"}
+    assert set(records["mnist5k"]) == {"01_overview", "02_undercomplete"} and set(records["fashion5k"]) == {"01_overview"}
+    assert load_records(tmp_path / "nothing-here") == {}
+
+
+@pytest.mark.parametrize("bad", [[1, 2], torch.ones(3), None, {"a": 1}])
+def test_measured_values_must_be_numbers(bad):
+    with pytest.raises(TypeError, match="numbers or strings"):
+        Claims("x", "mnist5k")("s", True, value=bad)
+
+
+def test_non_finite_measurements_are_recorded_as_text():
+    Claims("x", "mnist5k")("s", True, value=float("nan"))
+    assert load_records()["mnist5k"]["x"][0]["measured"] == {"value": "nan"}
+
+
+@pytest.mark.parametrize("chapter, statement", [("", "s"), ("x", ""), (None, "s"), ("x", 3)])
+def test_bad_names(chapter, statement):
+    with pytest.raises(ValueError):
+        Claims(chapter, "mnist5k")(statement, True)
+
+
+def test_an_unwritable_cache_warns_and_the_chapter_goes_on(monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr("aebook.claims.records_dir", lambda: blocker / "claims")
+    with pytest.warns(RuntimeWarning, match="could not record"):
+        claim = Claims("x", "mnist5k")
+    with pytest.warns(RuntimeWarning, match="could not record"):
+        assert claim("s", True) is True
