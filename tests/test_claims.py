@@ -9,7 +9,7 @@ from aebook.claims import ClaimFailed, Claims, load_records, records_dir
 
 def test_a_claim_that_holds_returns_true_and_is_recorded():
     claim = Claims("02_undercomplete", "mnist5k")
-    assert claim("the AE beats PCA", np.float64(0.57) < 0.8, ratio=np.float64(0.57), k=8) is True
+    assert claim("the AE beats PCA", np.float64(0.57) < 0.8, ratio=np.float64(0.57), k=8) is None  # prints nothing
     record = json.loads((records_dir() / "mnist5k" / "02_undercomplete.json").read_text())
     assert record["chapter"] == "02_undercomplete" and record["dataset"] == "mnist5k"
     assert record["claims"] == [{"statement": "the AE beats PCA", "holds": True, "measured": {"ratio": 0.57, "k": 8}}]
@@ -27,7 +27,7 @@ def test_on_the_default_data_a_failed_claim_fails_the_run_like_an_assert():
 def test_on_other_data_a_failed_claim_reports_and_goes_on(capsys):
     claim = Claims("01_overview", "fashion5k")
     with pytest.warns(RuntimeWarning, match="does not hold on fashion5k: width helps.*ratio = 1.234"):
-        assert claim("width helps", torch.tensor(False), ratio=torch.tensor(1.23400)) is False
+        claim("width helps", torch.tensor(False), ratio=torch.tensor(1.23400))
     assert load_records()["fashion5k"]["01_overview"] == [
         {"statement": "width helps", "holds": False, "measured": {"ratio": pytest.approx(1.234)}}]
 
@@ -98,4 +98,23 @@ def test_an_unwritable_cache_warns_and_the_chapter_goes_on(monkeypatch, tmp_path
     with pytest.warns(RuntimeWarning, match="could not record"):
         claim = Claims("x", "mnist5k")
     with pytest.warns(RuntimeWarning, match="could not record"):
-        assert claim("s", True) is True
+        claim("s", True)
+
+
+def test_elsewhere_lists_the_claims_that_failed_on_the_other_data():
+    on_clothes = Claims("05_denoising", "fashion5k")
+    on_clothes("a", True, v=1.0)
+    with pytest.warns(RuntimeWarning):
+        on_clothes("b & c", False, v=2.5)
+    on_digits = Claims("05_denoising", "mnist5k")
+    shown = on_digits.elsewhere().data
+    assert "On fashion5k, 1 of this chapter's 2 claims hold; these do not:" in shown
+    assert "b &amp; c" in shown and "v = 2.5" in shown and ">a <" not in shown
+    # and the other way round: on clothes, "elsewhere" is the default digits
+    on_digits("a", True)
+    assert "On mnist5k, 1 of this chapter's 1 claims hold." in on_clothes.elsewhere().data
+
+
+def test_elsewhere_without_a_recorded_run_says_how_to_make_one():
+    shown = Claims("06_deep", "mnist5k").elsewhere().data
+    assert "no recorded run on fashion5k" in shown and 'DATA = "fashion5k"' in shown

@@ -21,6 +21,8 @@ from typing import Any
 
 from . import __version__
 from .data import DEFAULT
+
+OTHER = "fashion5k"  # the second dataset every chapter also runs on
 from .paths import atomic_write, cache_dir
 
 
@@ -49,12 +51,13 @@ class Claims:
         self.results: dict[str, dict[str, Any]] = {}  # statement -> record, in the order first checked
         self._save()  # a new run starts a new record: no claim left over from an older run
 
-    def __call__(self, statement: str, holds: Any, **measured: Any) -> bool:
-        """Check one finding; return whether it holds.
+    def __call__(self, statement: str, holds: Any, **measured: Any) -> None:
+        """Check one finding.
 
         ``holds`` is anything with a truth value (a bool, a 0-d tensor or array); ``measured``
         are the numbers it rests on, shown to the reader and recorded for the claims page.
-        Re-running a cell replaces the claim's earlier record.
+        Re-running a cell replaces the claim's earlier record. Returns None, so that a claim
+        on a cell's last line prints nothing.
         """
         if not statement or not isinstance(statement, str):
             raise ValueError(f"a claim needs its statement in words, got {statement!r}")
@@ -63,11 +66,32 @@ class Claims:
         self.results[statement] = {"statement": statement, "holds": ok, "measured": values}
         self._save()
         if ok:
-            return True
+            return
         if self.strict:
             raise ClaimFailed(f"{statement} (measured on {self.dataset}: {_fmt_values(values)})")
         _show_failure(statement, self.dataset, values)
-        return False
+
+    def elsewhere(self, dataset: str | None = None) -> Any:
+        """How this chapter's claims fared in the last recorded run on another dataset, as HTML.
+
+        ``dataset`` defaults to the clothes (``"fashion5k"``), or to the default digits when this
+        run is on clothes. The record is whatever that run left in the cache (``make fashion``
+        writes the clothes' before the book is built); it is read, never recomputed here.
+        """
+        from IPython.display import HTML
+
+        other = dataset or (OTHER if self.dataset == DEFAULT else DEFAULT)
+        claims = load_records().get(other, {}).get(self.chapter)
+        if claims is None:
+            return HTML(f"<p><i>This chapter has no recorded run on {html.escape(other)} yet: run it with "
+                        f"<code>DATA = \"{html.escape(other)}\"</code> to see which of its claims hold there.</i></p>")
+        failed = [c for c in claims if not c["holds"]]
+        items = "".join(f"<li>{html.escape(c['statement'])} <small>(measured: "
+                        f"{html.escape(_fmt_values(c['measured']))})</small></li>" for c in failed)
+        verdict = (f"<b>On {html.escape(other)}, {len(claims) - len(failed)} of this chapter's {len(claims)} "
+                   f"claims hold{'.' if not failed else '; these do not:'}</b>")
+        return HTML(f'<div class="aebook-elsewhere">{verdict}<ul>{items}</ul></div>' if failed
+                    else f'<div class="aebook-elsewhere">{verdict}</div>')
 
     def _save(self) -> None:
         record = {"chapter": self.chapter, "dataset": self.dataset, "aebook": __version__,
