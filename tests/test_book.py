@@ -29,8 +29,10 @@ def _src(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_toc_lists_the_six_chapters_in_order():
+def test_toc_lists_the_six_chapters_in_order_then_the_claims_page():
     files = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+    assert files[len(CHAPTERS):] == ["claims", "bibliography"]
+    assert "{claims-table}" in (ROOT / "claims.md").read_text()
     assert [f.removeprefix("chapters/") for f in files if f.startswith("chapters/")] == CHAPTERS
     assert [p.stem for p in NOTEBOOKS] == CHAPTERS
     for f in files:
@@ -78,11 +80,11 @@ def test_chapter_ends_with_exercises_and_hidden_solutions(path):
     assert 2 <= len(solutions) <= 3
     for cell in solutions:
         assert "hide-cell" in cell["metadata"].get("tags", []), "solutions hide behind a toggle"
-        assert "assert" in _src(cell) or "show_images" in _src(cell)
+        assert "claim(" in _src(cell) or "show_images" in _src(cell)
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem)
-def test_written_chapter_asserts_its_claims_and_glues_its_numbers(path):
+def test_written_chapter_checks_its_claims_and_glues_its_numbers(path):
     nb = _nb(path)
     code = "\n".join(_src(c) for c in _code_cells(nb))
     prose = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
@@ -91,7 +93,32 @@ def test_written_chapter_asserts_its_claims_and_glues_its_numbers(path):
     used = set(re.findall(r"\{glue:text\}`(\w+)", prose))
     missing = {u for u in used if not any(re.fullmatch(p, u) for p in patterns)}
     assert used and not missing, f"prose uses numbers no cell glues: {missing}"
-    assert code.count("assert ") >= 3
+    assert code.count("claim(") >= 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_setup_cell_chooses_the_data_once_and_checks_claims_on_it(path):
+    first = _src(_code_cells(_nb(path))[0])
+    assert 'DATA = os.environ.get("AEBOOK_DATA", "mnist5k")' in first, "one line chooses the data; the env var overrides"
+    assert f'claim = Claims("{path.stem}", DATA)' in first
+    code = "\n".join(_src(c) for c in _code_cells(_nb(path)))
+    assert code.count("load_data(") == 1 and "load_data(DATA)" in code, "every cell uses the data chosen in setup"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_glue_roles_are_well_formed(path):
+    # A malformed role ({glue:text}`name:.1f}` with a brace for the closing backtick) shows raw on the page.
+    prose = "\n".join(_src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown")
+    roles = re.findall(r"\{glue:\w+\}`([^`]*)`", prose)
+    bad = [r for r in roles if not re.fullmatch(r"\w+(:[^`{}]*)?", r)]
+    assert not bad, f"malformed glue roles: {bad}"
+    assert prose.count("{glue:") == len(roles), "a glue role without its closing backtick"
+
+
+def test_malformed_glue_role_is_caught(tmp_path):
+    # the check above, on a role with the bug it is there for
+    role = re.findall(r"\{glue:\w+\}`([^`]*)`", "{glue:text}`max_plus_angle:.1f}` and more `x`")[0]
+    assert not re.fullmatch(r"\w+(:[^`{}]*)?", role)
 
 
 def test_config_executes_and_fails_on_errors():
@@ -127,7 +154,7 @@ def test_package_import_has_no_side_effects(tmp_path):
     # Importing every module must not create the cache, train, download or restyle matplotlib.
     code = ("import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
             "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, aebook.metrics, "
-            "aebook.plotting, aebook.notebook, aebook.paths; "
+            "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims; "
             "assert dict(plt.rcParams) == before")
     env = {"AEBOOK_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
