@@ -12,7 +12,11 @@ torchvision for readers with internet (Colab).
 from __future__ import annotations
 
 import gzip
+import shutil
 import socket
+import tempfile
+import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +24,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .paths import atomic_write, cache_dir
+from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 
 IMAGE_SHAPE = (28, 28)
 DATASETS = ("mnist5k", "fashion5k", "mnist", "fashion-mnist")
@@ -133,16 +137,38 @@ def _fashion_subset() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cached_arrays(name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """``build()``'s (images, labels), kept in ``<cache>/data/<name>.npz`` after the first call."""
-    path = cache_dir() / "data" / f"{name}.npz"
+    """``build()``'s (images, labels): (5000, 784) uint8 and (5000,) int64, kept in ``<cache>/data/<name>.npz``.
+
+    A damaged file (truncated, empty, a flipped bit: the zip's CRC catches it) is rebuilt with a
+    warning; an unusable cache folder means one warning and the arrays are built every time.
+    """
     try:
-        with np.load(path) as f:
-            return f["images"], f["labels"]
-    except (OSError, KeyError, ValueError):
-        pass  # first run, or a damaged file: build it again
+        path = cache_dir() / "data" / f"{name}.npz"
+    except OSError as err:
+        warn_once(no_cache_warning("the parsed datasets", err))
+        return build()
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                images, labels = f["images"], f["labels"]
+            _check_arrays(images, labels)
+            return images, labels
+        except Exception as err:  # any damage at all means: build it again, never a crash
+            warnings.warn(f"ignoring the damaged data cache {path} ({type(err).__name__}: {err}); building it again",
+                          RuntimeWarning, stacklevel=3)
     images, labels = build()
-    atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
+    try:
+        atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
+    except OSError as err:
+        warn_once(no_cache_warning("the parsed datasets", err))
     return images, labels
+
+
+def _check_arrays(images: np.ndarray, labels: np.ndarray) -> None:
+    n = SUBSET_PER_CLASS * 10
+    if images.shape != (n, 784) or images.dtype != np.uint8 or labels.shape != (n,) or \
+            not np.array_equal(np.bincount(labels, minlength=10), [SUBSET_PER_CLASS] * 10):
+        raise ValueError(f"unexpected arrays: images {images.shape} {images.dtype}, labels {labels.shape}")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -184,30 +210,63 @@ def _fashion_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The official train or test half of full MNIST or Fashion-MNIST, downloaded once by torchvision.
+
+    A damaged download (a truncated or corrupted raw file) is removed, with a warning, and
+    fetched again; offline, the whole attempt fails within seconds with what to do instead.
+    """
     from torchvision import datasets
 
     cls = {"mnist": datasets.MNIST, "fashion-mnist": datasets.FashionMNIST}[name]
-    root = cache_dir() / "data" / "torchvision"
     try:
-        ds = cls(root, train=train, download=False)
-    except RuntimeError:  # not downloaded yet
-        _require_network(name)
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(30)  # a stalled download raises instead of hanging
+        root = cache_dir() / "data" / "torchvision"
+    except OSError as err:
+        warn_once(no_cache_warning("the torchvision downloads", err))
+        root = Path(tempfile.gettempdir()) / "aebook-torchvision"
+    folder = root / cls.__name__  # torchvision keeps the files in <root>/<class name>/raw
+    if folder.exists():
         try:
-            ds = cls(root, train=train, download=True)
-        except Exception as err:
-            raise RuntimeError(_offline_message(name, err)) from err
-        finally:
-            socket.setdefaulttimeout(previous)
+            ds = cls(root, train=train, download=False)
+            return ds.data.numpy(), ds.targets.numpy()
+        except Exception as err:  # any damage: remove it and download again
+            warnings.warn(f"the downloaded {name!r} files in {folder} are damaged ({type(err).__name__}: {err}); "
+                          f"removing them and downloading again", RuntimeWarning, stacklevel=3)
+            shutil.rmtree(folder, ignore_errors=True)
+    _require_network(name)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)  # a stalled download raises instead of hanging
+    try:
+        ds = cls(root, train=train, download=True)
+    except Exception as err:
+        shutil.rmtree(folder, ignore_errors=True)  # never leave half a download to trip the next run
+        raise RuntimeError(_offline_message(name, err)) from err
+    finally:
+        socket.setdefaulttimeout(previous)
     return ds.data.numpy(), ds.targets.numpy()
 
 
 def _require_network(name: str) -> None:
+    """Fail within `_PROBE_TIMEOUT_S` when the download host cannot be reached, name lookup included.
+
+    The probe runs in a thread because a DNS server that does not answer is not bound by the
+    socket timeout (and a host with several addresses would be tried one timeout each).
+    """
     host, port = _DOWNLOAD_HOSTS[name]
-    try:
-        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
-    except OSError as err:
+    outcome: dict[str, BaseException | bool] = {}
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
+            outcome["ok"] = True
+        except Exception as err:  # OSError, or anything a broken resolver raises: all mean "offline"
+            outcome["error"] = err
+
+    thread = threading.Thread(target=probe, daemon=True, name="aebook-network-probe")
+    thread.start()
+    thread.join(_PROBE_TIMEOUT_S)
+    if outcome.get("ok") is not True:
+        err = outcome.get("error") or TimeoutError(
+            f"no answer from {host} within {_PROBE_TIMEOUT_S:.0f} s, name lookup included")
         raise RuntimeError(_offline_message(name, err)) from err
 
 
@@ -233,6 +292,10 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
     All randomness comes from ``generator`` (on x's device), so a seed fixes the noise.
     """
     _check_corruption(kind, level)
+    lo, hi = torch.aminmax(x.detach()) if x.numel() else (torch.zeros(()), torch.zeros(()))
+    if lo < 0 or hi > 1:  # the noise would be clipped away, or the images are scaled 0..255
+        raise ValueError(f"corrupt needs images in [0, 1], got values from {lo.item():g} to {hi.item():g}; "
+                         f"scale them first (for 8-bit images: x.float() / 255)")
     if level == 0:
         return x.clone()
     if kind == "gaussian":
