@@ -60,9 +60,11 @@ def test_unknown_activation_lists_choices():
         AEConfig((784, 10), hidden="gelu2")
 
 
-@pytest.mark.parametrize("shape", [(5, 28, 28), (5, 100), (784,)])
-def test_wrong_input_shape_says_what_to_do(shape):
-    with pytest.raises(ValueError, match="reshape"):
+@pytest.mark.parametrize("shape, hint", [((5, 28, 28), r"x.reshape\(-1, 784\)"), ((784,), r"x.reshape\(1, 784\)"),
+                                         ((28, 28), r"x.reshape\(1, 784\)"), ((5, 100), "takes 784 numbers")])
+def test_wrong_input_shape_says_what_to_do(shape, hint):
+    # each hint, followed, fixes the call (the old hint, x.reshape(len(x), -1), did not for one image)
+    with pytest.raises(ValueError, match=hint):
         Autoencoder([784, 10])(torch.rand(*shape))
 
 

@@ -188,11 +188,15 @@ def test_greedy_pretrain_is_reproducible(tiny):
 
 
 def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
-    greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, cache_name="t")
     import aebook.cache
+    from aebook.cache import train_or_load
 
+    greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, train_or_load=train_or_load,
+                    cache_name="t")
+    assert len(list((aebook.cache.cache_dir() / "models").glob("t-layer*.pt"))) == 2
     monkeypatch.setattr(aebook.cache, "fit", lambda *a, **k: pytest.fail("retrained a cached layer"))
-    stack, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, cache_name="t")
+    stack, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False,
+                               train_or_load=train_or_load, cache_name="t")
     assert len(stack) == 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,7 +28,14 @@ class AEConfig:
     out: str = "sigmoid"  # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+        if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
+            raise ValueError(f"sizes must be a list of layer widths such as [784, 256, 32], got {self.sizes!r}")
+        widths = []
+        for s in self.sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
+                raise ValueError(f"every layer width must be a whole number, got {s!r} in sizes={list(self.sizes)!r}")
+            widths.append(int(s))
+        object.__setattr__(self, "sizes", tuple(widths))
         if len(self.sizes) < 2 or any(s < 1 for s in self.sizes):
             raise ValueError(f"sizes must list at least an input and a code width, all >= 1; got {self.sizes}")
         for field in ("hidden", "code", "out"):
@@ -56,7 +64,7 @@ class Autoencoder(nn.Module):
     def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu",
                  code: str = "identity", out: str = "sigmoid") -> None:
         super().__init__()
-        self.config = AEConfig(tuple(sizes), hidden, code, out)
+        self.config = AEConfig(sizes, hidden, code, out)  # AEConfig checks and converts the sizes
         self.encoder = mlp(self.config.sizes, hidden, code)
         self.decoder = mlp(self.config.sizes[::-1], hidden, out)
 
@@ -77,7 +85,7 @@ class Autoencoder(nn.Module):
         """(B, D) -> (B, k)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
-                             f"flatten images first with x.reshape(len(x), -1)")
+                             + shape_hint(tuple(x.shape), self.input_size))
         return self.encoder(x)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
@@ -93,6 +101,18 @@ class Autoencoder(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         return f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
+
+
+def shape_hint(shape: tuple[int, ...], width: int) -> str:
+    """What to do with input of ``shape`` for a model that takes (batch, ``width``)."""
+    n = 1
+    for s in shape:
+        n *= s
+    if shape == (width,) or (len(shape) >= 2 and n == width):
+        return f"for one image, add a batch axis: x.reshape(1, {width})"
+    if n % width == 0 and len(shape) > 2:
+        return f"flatten the images first: x.reshape(-1, {width})"
+    return f"this model takes {width} numbers per image"
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -50,6 +50,10 @@ class KLSparsity:
             raise ValueError(f"rho is a target mean activation and must lie in (0, 1), got {self.rho}")
 
     def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.aminmax(h.detach())
+        if lo < 0 or hi > 1:  # a mean activation outside (0, 1) is no Bernoulli rate: KL would be meaningless
+            raise ValueError(f"KLSparsity needs a code in (0, 1), got activations from {lo.item():g} to "
+                             f"{hi.item():g}; build the model with code='sigmoid'")
         return self.beta * kl_bernoulli(self.rho, h.mean(dim=0)).sum()
 
 

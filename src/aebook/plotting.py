@@ -24,6 +24,8 @@ def image_grid(x: torch.Tensor, nrow: int = 10, padding: int = 2) -> np.ndarray:
     around each (the layout of torchvision's make_grid, without importing torchvision: 1.7 s)."""
     if x.ndim != 2 or x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
         raise ValueError(f"expected (N, {IMAGE_SHAPE[0] * IMAGE_SHAPE[1]}) flattened images, got {tuple(x.shape)}")
+    if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1 or padding < 0:
+        raise ValueError(f"need a whole number nrow >= 1 and padding >= 0, got nrow={nrow!r}, padding={padding!r}")
     imgs = x.detach().cpu().float().clamp(0, 1).reshape(-1, *IMAGE_SHAPE).numpy()
     (h, w), cols = IMAGE_SHAPE, min(nrow, len(imgs))
     rows = -(-len(imgs) // nrow)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 import random
 import time
 from dataclasses import dataclass, field
@@ -49,9 +51,18 @@ def set_seed(seed: int) -> None:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU."""
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks is a ValueError."""
     if str(device) != "auto":
-        return torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'") from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but this machine has no CUDA GPU; use device='auto', which "
+                             f"takes a GPU where there is one and the CPU elsewhere")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device={device!r} but Apple's MPS is not available here; use device='auto'")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -68,14 +79,42 @@ def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse") -> 
     raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
 
 
+def as_float_data(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` as a float32 tensor (float64 and float16 are converted); integer images are refused.
+
+    uint8 images would silently train on values up to 255: the caller has to say how to scale.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+                        f"convert it with torch.as_tensor({name}, dtype=torch.float32)")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} has dtype {x.dtype}; the models need floats in [0, 1]: "
+                         f"for 8-bit images pass {name}.float() / 255")
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def _check_data(x: torch.Tensor, name: str, width: int | None = None) -> None:
+    if x.ndim != 2:
+        hint = (f"flatten images first: {name}.reshape(len({name}), -1)" if x.ndim > 2 else
+                f"a single image needs a batch axis: {name}.reshape(1, -1)")
+        raise ValueError(f"{name} must be (N, D), got shape {tuple(x.shape)}; {hint}")
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): there is nothing to train on")
+    if width is not None and x.shape[1] != width:
+        raise ValueError(f"{name} must be (M, {width}) like train_x, got {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} holds {bad} NaN or infinite values; clean the data first "
+                         f"(for example {name}.nan_to_num(0.0)), or the model trains to NaN")
+
+
 def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
                     loss: str, schedule: str, val_x: torch.Tensor | None, patience: int | None) -> None:
-    if train_x.ndim != 2:
-        raise ValueError(f"train_x must be (N, D), got shape {tuple(train_x.shape)}; flatten images first")
-    if val_x is not None and (val_x.ndim != 2 or val_x.shape[1] != train_x.shape[1]):
-        raise ValueError(f"val_x must be (M, {train_x.shape[1]}) like train_x, got {tuple(val_x.shape)}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and lr > 0; got {epochs}, {batch_size}, {lr}")
+    _check_data(train_x, "train_x")
+    if val_x is not None:
+        _check_data(val_x, "val_x", train_x.shape[1])
+    if epochs < 1 or batch_size < 1 or not 0 < lr < math.inf:
+        raise ValueError(f"need epochs >= 1, batch_size >= 1 and a finite lr > 0; got {epochs}, {batch_size}, {lr}")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
     if schedule not in SCHEDULES:
@@ -109,13 +148,24 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     ``Omega = penalty(model, x~, h)`` (or 0). ``schedule="cosine"`` anneals the learning
     rate from ``lr`` to zero over the run, which lets a model settle into its optimum
     instead of jittering around it at a constant step size. Batches are sliced from the in-memory
-    tensor in an order drawn from ``seed``, so on the CPU the same seed and the same
-    initial weights give bit-identical losses. The model is left in eval mode on ``device``.
+    tensor in an order drawn from ``seed``, so on the CPU the same seed, the same initial
+    weights and the same number of threads give bit-identical losses (another thread count
+    can change the last bits of a sum). The model is left in eval mode on ``device``.
+
+    Bad input is a ValueError that says what to do: empty data, data with NaN or inf, integer
+    images. NumPy scalars are taken as numbers and float64 data as float32. A loss that turns
+    NaN or infinite stops the run with a FloatingPointError naming the epoch.
 
     Early stopping: with ``patience`` (and ``val_x``), training stops once the validation loss
     has not improved for ``patience`` epochs, and the model gets back the weights of its best
     epoch (``history.best_epoch``). The cosine schedule still spans all ``epochs``.
     """
+    train_x = as_float_data(train_x, "train_x")
+    val_x = as_float_data(val_x, "val_x") if val_x is not None else None
+    epochs, batch_size, seed = (_as_int(v, n) for v, n in ((epochs, "epochs"), (batch_size, "batch_size"), (seed, "seed")))
+    lr, weight_decay = float(lr), float(weight_decay)
+    if patience is not None:
+        patience = _as_int(patience, "patience")
     _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x, patience)
     dev = resolve_device(device)
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
@@ -140,7 +190,11 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             h = model.encode(x_in)
             objective = reconstruction_loss(model.decode(h), x, loss)
             if penalty is not None:
-                objective = objective + penalty(model, x_in, h)
+                omega = penalty(model, x_in, h)
+                if not isinstance(omega, torch.Tensor) or omega.ndim != 0:
+                    raise ValueError(f"the penalty must return a scalar tensor (a 0-d tensor, e.g. .sum() or "
+                                     f".mean() of its terms), got {tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}")
+                objective = objective + omega
             opt.zero_grad(set_to_none=True)
             objective.backward()
             opt.step()
@@ -150,6 +204,13 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         history.train_loss.append(total.item() / n)
         if x_val is not None:
             history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
+        if not all(math.isfinite(v) for v in (history.train_loss[-1], *history.val_loss[-1:])):
+            if bar is not None:
+                bar.close()
+            raise FloatingPointError(
+                f"the loss became NaN or infinite in epoch {epoch + 1} of {epochs} (lr={lr}); the weights are "
+                f"no longer usable. Try a smaller lr (for example {lr / 10:g}), check the data for extreme "
+                f"values, or a penalty for a large weight, then train a freshly built model")
         if bar is not None:
             bar.update(1)
             bar.set_postfix(_postfix(history))
@@ -166,6 +227,16 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
+
+
+def _as_int(value: object, name: str) -> int:
+    """A Python int from an int or a NumPy integer; anything else (2.5, "5", True) is a ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})") from None
 
 
 def _postfix(history: History) -> dict[str, str]:
@@ -188,6 +259,7 @@ def _progress(epochs: int, enabled: bool):
 def evaluate(model: nn.Module, x: torch.Tensor, *, loss: str = "mse", batch_size: int = 2048,
              device: str | torch.device = "auto") -> float:
     """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float."""
+    x = as_float_data(x, "x")
     r = reconstruct(model, x, batch_size=batch_size, device=device)
     return reconstruction_loss(r, x.to(r.device), loss).item()
 
@@ -209,6 +281,7 @@ def encode(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
 def _batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
              batch_size: int, device: str | torch.device) -> torch.Tensor:
     dev = resolve_device(device)
+    x = as_float_data(x, "x")
     was_training = model.training
     model.to(dev).eval()
     out = torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
@@ -229,13 +302,15 @@ def layer_autoencoder(n_in: int, n_out: int, first: bool, last: bool) -> Autoenc
 
 
 def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *, epochs: int,
-                    cache_name: str | None = None, **fit_kwargs) -> tuple[list[Autoencoder], list[History]]:
+                    train_or_load: Callable[..., tuple[nn.Module, History]] | None = None,
+                    cache_name: str = "stack", **fit_kwargs) -> tuple[list[Autoencoder], list[History]]:
     """Train a stack of shallow autoencoders, each on the codes of the one before.
 
     sizes: widths of the deep encoder, input first, e.g. (784, 512, 256, 128, 30). The first
-    layer reconstructs pixels with BCE; the others reconstruct codes with MSE. With
-    ``cache_name`` each layer goes through `train_or_load` (named ``{cache_name}-layer{i}``).
-    ``fit_kwargs`` go to `fit` (except ``loss`` and ``val_x``, set per layer).
+    layer reconstructs pixels with BCE; the others reconstruct codes with MSE. Pass
+    ``train_or_load=aebook.cache.train_or_load`` to cache each layer (as ``{cache_name}-layer{i}``);
+    without it every layer is trained by `fit`. ``fit_kwargs`` go to `fit` (except ``loss`` and
+    ``val_x``, set per layer).
     """
     sizes = tuple(sizes)
     if len(sizes) < 2:
@@ -248,9 +323,7 @@ def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *
         torch.manual_seed(fit_kwargs.get("seed", 0) + i)  # each layer's initial weights, reproducibly
         layer = layer_autoencoder(n_in, n_out, first=i == 0, last=i == len(sizes) - 2)
         loss = "bce" if i == 0 else "mse"
-        if cache_name is not None:
-            from .cache import train_or_load  # cache imports this module: import late
-
+        if train_or_load is not None:
             layer, history = train_or_load(layer, x, name=f"{cache_name}-layer{i}", epochs=epochs, loss=loss,
                                            **fit_kwargs)
         else:
@@ -264,13 +337,21 @@ def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *
 def unroll(stack: list[Autoencoder]) -> Autoencoder:
     """One deep autoencoder whose encoder is the stack's encoders in order and whose decoder is
     their decoders in reverse, with the weights copied: before fine-tuning it computes exactly
-    the stack's composition."""
+    the stack's composition. The stack must be built by `greedy_pretrain` (`layer_autoencoder`),
+    whose activations make the composition exact; any other stack is a ValueError."""
     if not stack:
         raise ValueError("the stack is empty")
     sizes = [stack[0].input_size] + [layer.code_size for layer in stack]
     for a, b in zip(stack[:-1], stack[1:]):
         if a.code_size != b.input_size:
             raise ValueError(f"layers do not chain: a code of {a.code_size} feeds an input of {b.input_size}")
+    for i, layer in enumerate(stack):
+        # The composition is exact only for the activations layer_autoencoder chooses.
+        expected = layer_autoencoder(layer.input_size, layer.code_size, first=i == 0, last=i == len(stack) - 1)
+        if not isinstance(layer, Autoencoder) or layer.config != expected.config:
+            got = layer.config if isinstance(layer, Autoencoder) else type(layer).__name__
+            raise ValueError(f"layer {i} is {got}, not {expected.config}: unroll composes exactly only a stack "
+                             f"built by greedy_pretrain (or layer_autoencoder)")
     deep = Autoencoder(sizes, hidden="relu", code=stack[-1].config.code, out=stack[0].config.out)
     enc = [m for m in deep.encoder if isinstance(m, nn.Linear)]
     dec = [m for m in deep.decoder if isinstance(m, nn.Linear)]
