@@ -124,22 +124,33 @@ def _module_level_corruption(x, gen, level=0.1):
 def test_describe_is_stable_for_names_partials_and_dataclasses():
     from aebook.models import AEConfig
 
-    assert describe(_module_level_corruption) == f"{__name__}._module_level_corruption"
+    d = describe(_module_level_corruption)
+    assert d["function"] == f"{__name__}._module_level_corruption" and d == describe(_module_level_corruption)
     p = functools.partial(_module_level_corruption, level=0.3)
     assert describe(p) == describe(functools.partial(_module_level_corruption, level=0.3))
     assert describe(p) != describe(functools.partial(_module_level_corruption, level=0.4))
     assert describe(AEConfig((784, 8)))["sizes"] == [784, 8]
 
 
-def test_describe_rejects_lambdas_and_closures():
-    with pytest.raises(TypeError, match="stable cache key"):
-        describe(lambda x, g: x)
+def test_describe_covers_lambdas_and_closures_by_code_and_values():
+    assert describe(lambda x, g: x) != describe(lambda x, g: x * 2)
 
-    def inner(x, g):
-        return x
+    def make(level):
+        def inner(x, g):
+            return x * level
+        return inner
 
+    assert describe(make(0.1)) == describe(make(0.1)) and describe(make(0.1)) != describe(make(0.2))
+
+
+def test_describe_refuses_what_it_cannot_describe():
+    import threading
+
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match="stable cache key.*pass numbers"):
+        describe(lambda x, g: x if lock else x)  # closes over a lock: no state to describe
     with pytest.raises(TypeError, match="stable cache key"):
-        describe(inner)
+        describe(object())
 
 
 def test_cache_dir_defaults_to_the_repo(monkeypatch):

@@ -95,5 +95,7 @@ def test_unknown_contractive_method():
 def test_penalties_describe_themselves_to_the_cache():
     from aebook.cache import describe
 
-    assert describe(KLSparsity(3.0)) == {"type": "KLSparsity", "beta": 3.0, "rho": 0.05}
+    d = describe(KLSparsity(3.0))
+    assert {k: d[k] for k in ("type", "beta", "rho")} == {"type": "KLSparsity", "beta": 3.0, "rho": 0.05}
+    assert d["code"] == describe(KLSparsity(0.5))["code"] != describe(L1Sparsity(0.5))["code"]  # the class's code
     assert describe(Contractive(0.1)) != describe(Contractive(0.2))

@@ -5,20 +5,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import inspect
 import json
+import math
+import types
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .paths import atomic_write, cache_dir
+from . import __version__, models, training
+from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 from .training import History, fit, resolve_device
 
-FORMAT = 1
+FORMAT = 2  # 2: the key covers the code that decides the weights; files carry a digest of their weights
 _NOT_IN_KEY = {"progress", "device"}  # they change how training runs, not what it learns
+# The package's code that decides what a model learns, whatever is passed to fit: its source is in every key.
+_WEIGHT_CODE = (training, models)
+# Models this session's train_or_load returned: weights digest -> (arguments digest, history).
+_PRODUCED: dict[str, tuple[str, History]] = {}
 
 
 def tensor_digest(t: torch.Tensor | None) -> str | None:
@@ -31,38 +39,141 @@ def tensor_digest(t: torch.Tensor | None) -> str | None:
     return h.hexdigest()[:16]
 
 
-def describe(obj: Any) -> Any:
-    """A stable, JSON-able description of a fit argument (numbers, dataclasses, functions, partials)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """One hash of every tensor of a state dict, names included."""
+    return hashlib.sha256("".join(f"{k}:{tensor_digest(v)}" for k, v in state_dict.items()).encode()).hexdigest()[:16]
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text if isinstance(text, bytes) else text.encode()).hexdigest()[:16]
+
+
+def _const_repr(c: Any) -> str:
+    """A constant of compiled code, spelled the same in every process (set order varies with the hash seed)."""
+    if isinstance(c, types.CodeType):
+        return _code_object_digest(c)
+    if isinstance(c, (frozenset, set)):
+        return "{" + ",".join(sorted(_const_repr(x) for x in c)) + "}"
+    if isinstance(c, tuple):
+        return "(" + ",".join(_const_repr(x) for x in c) + ")"
+    return repr(c)
+
+
+def _code_object_digest(code: types.CodeType) -> str:
+    """Bytecode, constants (nested functions included) and names of compiled code."""
+    return _sha(code.co_code + repr(([_const_repr(c) for c in code.co_consts], code.co_names,
+                                     code.co_varnames)).encode())
+
+
+def code_digest(func: Any) -> str:
+    """A digest of a function's code: its source where Python can find it (a module, a notebook
+    cell) and its bytecode and constants (which tell apart two lambdas on one line). Editing the
+    body changes it."""
+    func = inspect.unwrap(func)
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        source = ""
+    return _sha(source + _code_object_digest(func.__code__))
+
+
+def class_digest(cls: type) -> str:
+    """A digest of a class's own methods and of its bases (those outside the standard library)."""
+    parts = []
+    for name, member in sorted(vars(cls).items()):
+        member = getattr(member, "__func__", member)  # staticmethod / classmethod
+        if isinstance(member, property):
+            member = member.fget
+        if isinstance(member, types.FunctionType) and member.__code__.co_filename != "<string>":
+            parts.append((name, code_digest(member)))  # "<string>": made by dataclasses, described by the fields
+    bases = [class_digest(b) if b.__module__ not in ("builtins", "abc", "typing") and
+             not b.__module__.startswith(("torch", "collections")) else b.__qualname__ for b in cls.__bases__]
+    return _sha(repr((cls.__qualname__, parts, bases)))
+
+
+def _globals_used(func: types.FunctionType) -> dict[str, Any]:
+    """The plain numbers and strings a function reads from its module (or notebook): ``LAMBDA = 0.1``."""
+    names, stack = set(), [func.__code__]
+    while stack:
+        code = stack.pop()
+        names.update(code.co_names)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+    plain = (bool, int, float, str, np.generic)
+    return {n: describe(func.__globals__[n]) for n in sorted(names)
+            if n in func.__globals__ and isinstance(func.__globals__[n], plain)}
+
+
+def _refuse(obj: Any, why: str) -> TypeError:
+    return TypeError(f"cannot build a stable cache key from {obj!r} ({why}): pass numbers, strings, tensors, "
+                     f"a dataclass, a function or a functools.partial of one, or an object whose attributes "
+                     f"are such values")
+
+
+def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
+    """A stable, JSON-able description of a fit argument: its values, and the code it runs.
+
+    Functions (module-level, notebook-defined, lambdas, closures) are described by their code,
+    the values they close over and the plain numbers they read from their globals; bound methods
+    and callable objects also by their instance's state. Anything else is refused with a message.
+    """
+    if obj is None or isinstance(obj, (bool, int, str)):
         return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else repr(obj)
+    if isinstance(obj, np.generic):  # np.int64(5), np.float32(1e-3): the number they hold
+        return describe(obj.item())
+    if id(obj) in _seen:
+        raise _refuse(obj, "it refers to itself")
+    seen = _seen | {id(obj)}
     if isinstance(obj, (list, tuple)):
-        return [describe(o) for o in obj]
+        return [describe(o, seen) for o in obj]
     if isinstance(obj, dict):
-        return {str(k): describe(v) for k, v in sorted(obj.items())}
+        return {str(k): describe(v, seen) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, torch.Tensor):
         return tensor_digest(obj)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {"type": type(obj).__qualname__,
-                **{f.name: describe(getattr(obj, f.name)) for f in dataclasses.fields(obj)}}
+    if isinstance(obj, np.ndarray):
+        return tensor_digest(torch.from_numpy(np.ascontiguousarray(obj)))
     if isinstance(obj, functools.partial):
-        return {"partial": describe(obj.func), "args": describe(obj.args), "kwargs": describe(obj.keywords)}
-    if callable(obj) and hasattr(obj, "__qualname__") and "<lambda>" not in obj.__qualname__ \
-            and "<locals>" not in obj.__qualname__:
-        return f"{obj.__module__}.{obj.__qualname__}"
-    raise TypeError(f"cannot build a stable cache key from {obj!r}: pass a dataclass, a module-level "
-                    f"function or a functools.partial of one (lambdas and closures have no stable name)")
+        return {"partial": describe(obj.func, seen), "args": describe(obj.args, seen),
+                "kwargs": describe(obj.keywords, seen)}
+    if isinstance(obj, type):
+        return {"class": f"{obj.__module__}.{obj.__qualname__}", "code": class_digest(obj)}
+    if isinstance(obj, types.MethodType):
+        return {"method": f"{obj.__func__.__module__}.{obj.__func__.__qualname__}",
+                "code": code_digest(obj.__func__), "self": describe(obj.__self__, seen)}
+    if isinstance(obj, types.FunctionType):
+        closure = [c.cell_contents for c in (obj.__closure__ or ())]
+        return {"function": f"{obj.__module__}.{obj.__qualname__}", "code": code_digest(obj),
+                "closure": describe(closure, seen), "defaults": describe(obj.__defaults__, seen),
+                "kwdefaults": describe(obj.__kwdefaults__, seen), "globals": _globals_used(obj)}
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)) or type(obj).__module__.startswith("torch"):
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+        if name is None:
+            raise _refuse(obj, "a library object without a name")
+        return f"{getattr(obj, '__module__', '') or type(obj).__module__}.{name}"
+    if dataclasses.is_dataclass(obj):
+        return {"type": type(obj).__qualname__, "code": class_digest(type(obj)),
+                **{f.name: describe(getattr(obj, f.name), seen) for f in dataclasses.fields(obj)}}
+    if callable(obj) or hasattr(obj, "__dict__"):
+        try:
+            state = vars(obj)
+        except TypeError:
+            raise _refuse(obj, "its state cannot be read") from None
+        return {"type": type(obj).__qualname__, "code": class_digest(type(obj)), "state": describe(state, seen)}
+    raise _refuse(obj, f"a {type(obj).__name__}")
 
 
 def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Everything that decides the trained weights: package version, model spec and initial weights, data, fit args."""
-    config = model.config.to_dict() if hasattr(model, "config") else None
-    init = hashlib.sha256("".join(f"{k}:{tensor_digest(v)}" for k, v in model.state_dict().items()).encode())
+    """Everything that decides the trained weights: the package's training code, the model's spec,
+    class and initial weights, the data, and every fit argument (with the code of the hooks)."""
+    config = model.config.to_dict() if hasattr(model, "config") and hasattr(model.config, "to_dict") else None
     return {
         "format": FORMAT,
         "aebook": __version__,
-        "model": type(model).__qualname__,
+        "code": {m.__name__: _sha(inspect.getsource(m)) for m in _WEIGHT_CODE},
+        "model": describe(type(model)),
         "config": config,
-        "init": init.hexdigest()[:16],
+        "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
         "fit": describe({k: v for k, v in fit_kwargs.items() if k not in _NOT_IN_KEY}),
     }
@@ -72,25 +183,45 @@ def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model
                   directory: str | Path | None = None, **fit_kwargs: Any) -> tuple[nn.Module, History]:
     """Return ``model`` trained by ``fit(model, train_x, **fit_kwargs)``, loading the weights if cached.
 
-    The file name hashes the whole `cache_key`; the key is also stored inside the file and
-    compared on load. A corrupted or mismatched file is retrained with a warning. Writes
-    are atomic, so a crash mid-save never leaves a half-written file behind.
+    The file name hashes the whole `cache_key`; the key and a digest of the weights are stored
+    inside the file and checked on load, so a damaged or mismatched file is retrained with a
+    warning, never loaded. A model this function returned, passed again with the same arguments
+    (a re-run cell), comes back as it is: no training, no new file. An unusable cache folder
+    means one warning and training without the cache: nothing computed is lost.
     """
     key = cache_key(model, train_x, fit_kwargs)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    folder = Path(directory) if directory is not None else cache_dir() / "models"
-    path = folder / f"{_safe(name)}-{digest}.pt"
-    if path.exists():
-        history = _try_load(model, path, key)
-        if history is not None:
-            return model.to(resolve_device(fit_kwargs.get("device", "auto"))).eval(), history
-    history = fit(model, train_x, **fit_kwargs)
-    _atomic_save(path, {
-        "key": json.dumps(key, sort_keys=True),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "history": history.to_dict(),
-    })
+    args = _sha(json.dumps({k: v for k, v in key.items() if k != "init"}, sort_keys=True))
+    produced = _PRODUCED.get(key["init"])
+    if produced is not None and produced[0] == args:  # these weights are this very call's result
+        return model.to(resolve_device(fit_kwargs.get("device", "auto"))).eval(), produced[1]
+    digest = _sha(json.dumps(key, sort_keys=True))[:20]
+    try:
+        folder = Path(directory) if directory is not None else cache_dir() / "models"
+    except OSError as err:
+        warn_once(no_cache_warning("trained models", err))
+        folder = None
+    path = folder / f"{_safe(name)}-{digest}.pt" if folder is not None else None
+    history = _try_load(model, path, key) if path is not None and path.exists() else None
+    if history is not None:
+        model.to(resolve_device(fit_kwargs.get("device", "auto"))).eval()
+    else:
+        history = fit(model, train_x, **fit_kwargs)  # raises on NaN losses: nothing non-finite is saved
+        if path is not None:
+            _save(path, key, model, history)
+    _PRODUCED[weights_digest(model.state_dict())] = (args, history)
     return model, history
+
+
+def _save(path: Path, key: dict[str, Any], model: nn.Module, history: History) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+        warnings.warn(f"not caching {path.name}: its weights hold NaN or inf", RuntimeWarning, stacklevel=3)
+        return
+    try:
+        _atomic_save(path, {"key": json.dumps(key, sort_keys=True), "weights": weights_digest(state),
+                            "state_dict": state, "history": history.to_dict()})
+    except OSError as err:  # read-only folder, full disk: the trained model is still returned
+        warn_once(no_cache_warning("trained models", err))
 
 
 def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | None:
@@ -100,9 +231,17 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if json.loads(blob["key"]) != key:
             raise ValueError("its cache key does not match this model and data")
-        model.load_state_dict(blob["state_dict"])
+        state = blob["state_dict"]
+        if weights_digest(state) != blob["weights"]:
+            raise ValueError("its weights do not match their stored digest (the file is damaged)")
+        if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+            raise ValueError("its weights hold NaN or inf")
+        model.load_state_dict(state)
         h = blob["history"]
-        return History(list(h["train_loss"]), list(h["val_loss"]), float(h["seconds"]))
+        history = History(list(h["train_loss"]), list(h["val_loss"]), float(h["seconds"]))
+        if not all(math.isfinite(v) for v in history.train_loss + history.val_loss):
+            raise ValueError("its training history holds NaN or inf")
+        return history
     except Exception as err:  # any damage at all means: train again, never crash the chapter
         warnings.warn(f"ignoring cached model {path.name} ({type(err).__name__}: {err}); training it again",
                       RuntimeWarning, stacklevel=3)
