@@ -118,3 +118,15 @@ def test_elsewhere_lists_the_claims_that_failed_on_the_other_data():
 def test_elsewhere_without_a_recorded_run_says_how_to_make_one():
     shown = Claims("06_deep", "mnist5k").elsewhere().data
     assert "no recorded run on fashion5k" in shown and 'DATA = "fashion5k"' in shown
+
+
+def test_a_cache_path_that_is_a_file_does_not_stop_the_chapter(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("AEBOOK_CACHE", str(blocker))
+    with pytest.warns(RuntimeWarning, match="could not record.*is a file"):
+        claim = Claims("x", "mnist5k")
+    with pytest.warns(RuntimeWarning, match="could not record"):
+        claim("s", True)
+    assert load_records() == {}
+    assert "no recorded run on fashion5k" in claim.elsewhere().data

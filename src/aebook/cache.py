@@ -212,9 +212,13 @@ def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model
     return model, history
 
 
+def _all_finite(state: dict[str, torch.Tensor]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+
+
 def _save(path: Path, key: dict[str, Any], model: nn.Module, history: History) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+    if not _all_finite(state):
         warnings.warn(f"not caching {path.name}: its weights hold NaN or inf", RuntimeWarning, stacklevel=3)
         return
     try:
@@ -234,7 +238,7 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
         state = blob["state_dict"]
         if weights_digest(state) != blob["weights"]:
             raise ValueError("its weights do not match their stored digest (the file is damaged)")
-        if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+        if not _all_finite(state):
             raise ValueError("its weights hold NaN or inf")
         model.load_state_dict(state)
         h = blob["history"]

@@ -21,9 +21,9 @@ from typing import Any
 
 from . import __version__
 from .data import DEFAULT
+from .paths import atomic_write, cache_dir
 
 OTHER = "fashion5k"  # the second dataset every chapter also runs on
-from .paths import atomic_write, cache_dir
 
 
 class ClaimFailed(AssertionError):
@@ -96,17 +96,20 @@ class Claims:
     def _save(self) -> None:
         record = {"chapter": self.chapter, "dataset": self.dataset, "aebook": __version__,
                   "claims": list(self.results.values())}
-        path = records_dir() / self.dataset / f"{self.chapter}.json"
-        try:
+        try:  # records_dir() raises too when the cache path is a file
+            path = records_dir() / self.dataset / f"{self.chapter}.json"
             atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
         except OSError as err:  # an unwritable cache must not stop the chapter
-            warnings.warn(f"could not record the claims of {self.chapter} in {path} ({err})", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(f"could not record the claims of {self.chapter} ({err})", RuntimeWarning, stacklevel=3)
 
 
 def load_records(directory: Path | None = None) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files are skipped."""
-    directory = records_dir() if directory is None else directory
+    if directory is None:
+        try:
+            directory = records_dir()
+        except OSError:  # no usable cache: nothing was recorded
+            return {}
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for path in sorted(directory.glob("*/*.json")):
         try:
