@@ -47,6 +47,16 @@ def test_key_covers_config_data_init_and_fit_args(tiny):
     assert base["aebook"] == cache.__version__
 
 
+def test_an_argument_at_fits_default_gets_the_key_of_leaving_it_out(tiny):
+    base = cache.cache_key(_model(), tiny, FIT)
+    for same in ({"penalty": None}, {"corrupt": None}, {"lr": 1e-3}, {"schedule": "constant"}, {"loss": "mse"}):
+        assert cache.cache_key(_model(), tiny, {**FIT, **same}) == base, same
+    for other in ({"lr": 2e-3}, {"schedule": "cosine"}, {"loss": "bce"}, {"weight_decay": 1e-4}):
+        assert cache.cache_key(_model(), tiny, {**FIT, **other}) != base, other
+    assert cache.cache_key(_model(), tiny, {**FIT, "batch_size": 128}) == cache.cache_key(
+        _model(), tiny, {k: v for k, v in FIT.items() if k != "batch_size"})
+
+
 def test_different_arguments_get_different_files(tiny):
     train_or_load(_model(), tiny, name="m", **FIT)
     train_or_load(_model(), tiny, name="m", **{**FIT, "epochs": 1})

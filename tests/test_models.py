@@ -76,3 +76,41 @@ def test_wrong_code_shape():
 def test_mlp_last_activation_only_at_the_end():
     net = mlp((4, 3, 2), "relu", "sigmoid")
     assert [type(m).__name__ for m in net] == ["Linear", "ReLU", "Linear", "Sigmoid"]
+
+
+def test_tied_decoder_uses_the_encoders_weights_transposed():
+    torch.manual_seed(0)
+    m = Autoencoder([784, 256, 32], code="sigmoid", tied=True)
+    untied = Autoencoder([784, 256, 32], code="sigmoid")
+    enc = [l for l in m.encoder if isinstance(l, nn.Linear)]
+    # the decoder adds only its biases: 784 + 256 numbers instead of two weight matrices
+    assert count_parameters(m) == count_parameters(untied) - (784 * 256 + 256 * 32)
+    assert m.decoder[0].weight.shape == (256, 32) and m.decoder[0].weight.data_ptr() == enc[1].weight.data_ptr()
+    assert m.decoder[2].weight.data_ptr() == enc[0].weight.data_ptr()
+    x = torch.rand(5, 784)
+    h = m.encode(x)
+    expected = torch.sigmoid(torch.relu(h @ enc[1].weight + m.decoder[0].bias) @ enc[0].weight + m.decoder[2].bias)
+    torch.testing.assert_close(m(x), expected)
+    assert "tied" in repr(m)
+
+
+def test_tied_weights_train_as_one_and_survive_copy_and_reload():
+    import copy
+    torch.manual_seed(0)
+    m = Autoencoder([20, 6], tied=True)
+    loss = (m(torch.rand(4, 20)) - torch.rand(4, 20)).pow(2).mean()
+    loss.backward()
+    w = m.encoder[0].weight
+    assert w.grad is not None and w.grad.abs().sum() > 0  # the decoder's use of W reaches its gradient
+    assert sorted(m.state_dict()) == ["decoder.0.bias", "encoder.0.bias", "encoder.0.weight"]
+    c = copy.deepcopy(m)
+    assert c.decoder[0].weight.data_ptr() == c.encoder[0].weight.data_ptr() != w.data_ptr()
+    r = Autoencoder.from_config(m.config.to_dict())
+    r.load_state_dict(m.state_dict())
+    x = torch.rand(3, 20)
+    torch.testing.assert_close(r(x), m(x))
+
+
+def test_tied_must_be_a_bool():
+    with pytest.raises(ValueError, match="tied must be True or False"):
+        Autoencoder([10, 3], tied="yes")

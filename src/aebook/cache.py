@@ -23,6 +23,10 @@ from .training import History, fit, resolve_device
 
 FORMAT = 2  # 2: the key covers the code that decides the weights; files carry a digest of their weights
 _NOT_IN_KEY = {"progress", "device"}  # they change how training runs, not what it learns
+# fit's plain defaults: an argument passed with its default value trains the same weights as one left out,
+# so both get one key (``penalty=None`` written out or not). Only plain values compare, never tensors.
+_FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
+                 if p.default is None or isinstance(p.default, (bool, int, float, str))}
 # The package's code that decides what a model learns, whatever is passed to fit: its source is in every key.
 _WEIGHT_CODE = (training, models)
 # Models this session's train_or_load returned: weights digest -> (arguments digest, history).
@@ -163,6 +167,13 @@ def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
     raise _refuse(obj, f"a {type(obj).__name__}")
 
 
+def _is_default(name: str, value: Any) -> bool:
+    if name not in _FIT_DEFAULTS:
+        return False
+    default = _FIT_DEFAULTS[name]
+    return value is default if default is None else type(value) is type(default) and value == default
+
+
 def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]) -> dict[str, Any]:
     """Everything that decides the trained weights: the package's training code, the model's spec,
     class and initial weights, the data, and every fit argument (with the code of the hooks)."""
@@ -175,7 +186,7 @@ def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any
         "config": config,
         "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
-        "fit": describe({k: v for k, v in fit_kwargs.items() if k not in _NOT_IN_KEY}),
+        "fit": describe({k: v for k, v in fit_kwargs.items() if k not in _NOT_IN_KEY and not _is_default(k, v)}),
     }
 
 

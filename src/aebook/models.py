@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import numbers
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -26,6 +28,7 @@ class AEConfig:
     hidden: str = "relu"  # activation after every hidden layer, in encoder and decoder
     code: str = "identity"  # activation of the code h (sigmoid for KL sparsity, identity for PCA-like codes)
     out: str = "sigmoid"  # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
+    tied: bool = False  # decoder weights are the encoder's, transposed (each decoder layer keeps its own bias)
 
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
@@ -42,6 +45,8 @@ class AEConfig:
             if getattr(self, field) not in ACTIVATIONS:
                 raise ValueError(f"unknown {field} activation {getattr(self, field)!r}; "
                                  f"choose one of {', '.join(ACTIVATIONS)}")
+        if not isinstance(self.tied, bool):
+            raise ValueError(f"tied must be True or False, got {self.tied!r}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "sizes": list(self.sizes)}
@@ -58,20 +63,55 @@ def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class TransposedLinear(nn.Module):
+    """A tied decoder layer, mapping back what ``source`` maps: (B, source.out) -> (B, source.in), y = h W + b
+    with W = ``source.weight`` (out, in).
+
+    Only the bias is this layer's own parameter; the weight stays the encoder layer's, so the
+    optimizer, the state_dict and ``.to(device)`` see it once.
+    """
+
+    def __init__(self, source: nn.Linear) -> None:
+        super().__init__()
+        self._source = (source,)  # a tuple, so that the encoder layer is not registered a second time
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The source's weight transposed, (source.in, source.out): nn.Linear's (out, in) layout for this layer."""
+        return self._source[0].weight.t()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return F.linear(h, self.weight, self.bias)
+
+    def __deepcopy__(self, memo: dict) -> "TransposedLinear":
+        # copy.deepcopy of the whole autoencoder must tie the copy to the *copied* encoder layer
+        new = TransposedLinear.__new__(TransposedLinear)
+        nn.Module.__init__(new)
+        new._source = (copy.deepcopy(self._source[0], memo),)
+        new.bias = copy.deepcopy(self.bias, memo)
+        return new
+
+
 class Autoencoder(nn.Module):
-    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs."""
+    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses f's weights, transposed)."""
 
     def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu",
-                 code: str = "identity", out: str = "sigmoid") -> None:
+                 code: str = "identity", out: str = "sigmoid", tied: bool = False) -> None:
         super().__init__()
-        self.config = AEConfig(sizes, hidden, code, out)  # AEConfig checks and converts the sizes
+        self.config = AEConfig(sizes, hidden, code, out, tied)  # AEConfig checks and converts the sizes
         self.encoder = mlp(self.config.sizes, hidden, code)
         self.decoder = mlp(self.config.sizes[::-1], hidden, out)
+        if tied:
+            linears = [m for m in self.encoder if isinstance(m, nn.Linear)][::-1]
+            for i, m in enumerate(self.decoder):
+                if isinstance(m, nn.Linear):
+                    self.decoder[i] = TransposedLinear(linears.pop(0))
 
     @classmethod
     def from_config(cls, config: AEConfig | dict) -> "Autoencoder":
         c = config if isinstance(config, AEConfig) else AEConfig(**config)
-        return cls(c.sizes, c.hidden, c.code, c.out)
+        return cls(c.sizes, c.hidden, c.code, c.out, c.tied)
 
     @property
     def input_size(self) -> int:
@@ -100,7 +140,8 @@ class Autoencoder(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
+        return (f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
+                + (", tied" if c.tied else ""))
 
 
 def shape_hint(shape: tuple[int, ...], width: int) -> str:
