@@ -1,6 +1,6 @@
 """Benchmarks for the book: they print figures, they do not pass or fail.
 
-    make bench            # or: python benchmarks/bench.py [--skip-notebooks]
+    make bench            # or: python benchmarks/bench.py [--skip-notebooks] [--skip-clothes]
 
 1. Each chapter notebook, executed in a fresh kernel: wall time with an empty
    cache (first run: parses the data, trains every model) and with a warm one,
@@ -80,19 +80,21 @@ def slow_cached_run(path: Path, warm_cache: str) -> float | None:
         return notebook_run(path, cache)[0]
 
 
-def bench_notebooks() -> list[tuple[str, float, float | None, float, float, float]]:
+def bench_notebooks(clothes_too: bool = True) -> list[tuple[str, float, float | None, float, float, float | None]]:
     rows = []
     for path in sorted((ROOT / "chapters").glob("*.ipynb")):
         with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
             cold, mem = notebook_run(path, cache)
             slow_cached = slow_cached_run(path, cache)
             warm, _ = notebook_run(path, cache)
-        with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
-            clothes, _ = notebook_run(path, cache, data="fashion5k")
+        clothes = None
+        if clothes_too:
+            with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
+                clothes, _ = notebook_run(path, cache, data="fashion5k")
         rows.append((path.stem, cold, slow_cached, warm, mem, clothes))
         extra = f", slow comparisons cached {slow_cached:.1f} s" if slow_cached is not None else ""
         print(f"  {path.stem}: cold {cold:.1f} s{extra}, warm {warm:.1f} s, peak {mem:.0f} MiB; "
-              f"cold on clothes {clothes:.1f} s", flush=True)
+              f"cold on clothes {'-' if clothes is None else f'{clothes:.1f} s'}", flush=True)
     return rows
 
 
@@ -140,6 +142,7 @@ def bench_fit(x: torch.Tensor, rounds: int = 7, batch_size: int = 128) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-notebooks", action="store_true", help="only the data-load and fit benchmarks")
+    parser.add_argument("--skip-clothes", action="store_true", help="leave out the notebooks' cold runs on clothes")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
@@ -155,13 +158,14 @@ def main() -> None:
              f"| `fit` overhead over the bare loop | {100 * (fit_s / bare_s - 1):+.1f}% | within 10% |"]
     if not args.skip_notebooks:
         print("notebooks (each in a fresh kernel; cold = empty cache, warm = second run):", flush=True)
-        rows = bench_notebooks()
+        rows = bench_notebooks(clothes_too=not args.skip_clothes)
         lines += ["", "| notebook | cold run | slow comparisons cached | warm run | peak memory | cold on clothes |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | {warm_s:.1f} s | "
-                  f"{mem:.0f} MiB | {clothes:.1f} s |" for name, cold, slow, warm_s, mem, clothes in rows]
-        lines += [f"| all chapters | {sum(r[1] for r in rows):.0f} s | | {sum(r[3] for r in rows):.0f} s | | "
-                  f"{sum(r[5] for r in rows):.0f} s |"]
+                  f"{mem:.0f} MiB | {'-' if clothes is None else f'{clothes:.1f} s'} |"
+                  for name, cold, slow, warm_s, mem, clothes in rows]
+        clothes_total = "-" if args.skip_clothes else f"{sum(r[5] for r in rows):.0f} s"
+        lines += [f"| all chapters | {sum(r[1] for r in rows):.0f} s | | {sum(r[3] for r in rows):.0f} s | | {clothes_total} |"]
     report = "\n".join(lines)
     print("\n" + report)
     out = ROOT / "benchmarks" / "results"
