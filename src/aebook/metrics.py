@@ -96,19 +96,20 @@ def linear_probe(train_codes: torch.Tensor, train_y: torch.Tensor, test_codes: t
     std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0, as in StandardScaler
     x, x_test = (train_codes - mean) / std, (test_codes - mean) / std
     classes, y = torch.unique(train_y.cpu(), return_inverse=True)
-    w = torch.zeros(x.shape[1], len(classes), requires_grad=True)
+    # (classes, features) with F.linear: its backward takes MKL's fast path, 3x faster than x @ w's.
+    w = torch.zeros(len(classes), x.shape[1], requires_grad=True)
     b = torch.zeros(len(classes), requires_grad=True)
     opt = torch.optim.LBFGS([w, b], max_iter=1000, tolerance_grad=1e-5, tolerance_change=1e-9,
                             line_search_fn="strong_wolfe")
 
     def objective() -> torch.Tensor:  # the objective above divided by C * N: same minimiser, better scaled
         opt.zero_grad()
-        loss = F.cross_entropy(x @ w + b, y) + (w * w).sum() / (2 * C * len(x))
+        loss = F.cross_entropy(F.linear(x, w, b), y) + (w * w).sum() / (2 * C * len(x))
         loss.backward()
         return loss
 
     with torch.enable_grad():
         opt.step(objective)
     with torch.no_grad():
-        predicted = classes[(x_test @ w + b).argmax(dim=1)]
+        predicted = classes[F.linear(x_test, w, b).argmax(dim=1)]
     return 100.0 * (predicted == test_y.cpu()).float().mean().item()
