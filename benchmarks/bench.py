@@ -10,7 +10,8 @@
    time `make test` spends on its second pass over the book.
 2. The warm `load_data()` time (the parsed CSV comes from the .npz cache), for the
    digits and for the clothes.
-3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches.
+3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches, for a
+   fully connected and for a convolutional autoencoder.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from aebook.data import load_data  # noqa: E402
-from aebook.models import Autoencoder  # noqa: E402
+from aebook.models import Autoencoder, ConvAutoencoder  # noqa: E402
 from aebook.training import adam, fit, set_seed  # noqa: E402
 
 
@@ -52,6 +54,11 @@ SLOW_COMPARISONS = {
     "05_denoising": ("sparse-plain-sigmoid", "sparse-l1-sig-3e-4", "sparse-kl-0_05", "sparse-cae-0_003",
                      "sparse-dae-gaussian-0_3"),
     "06_deep": ("deep-deep__end_to_end", "deep-e2e-early-stopping", *_SEEDED, *_STACKS),
+    # the fully connected comparisons (chapter 6's models, by its recipes), the slower resize-convolution
+    # decoder, and the pair retrained on shifted digits
+    "07_convolutional": ("deep-shallow", "deep-one_hidden_layer", "deep-one_wide_hidden_layer",
+                         *(f"deep-stack-layer{i}" for i in range(3)), "deep-deep__pretrained",
+                         "conv-16-32-resize", "conv-fc-1024-shifted", "conv-32-64-shifted"),
 }
 
 
@@ -80,9 +87,14 @@ def slow_cached_run(path: Path, warm_cache: str) -> float | None:
         return notebook_run(path, cache)[0]
 
 
-def bench_notebooks(clothes_too: bool = True) -> list[tuple[str, float, float | None, float, float, float | None]]:
+def bench_notebooks(clothes_too: bool = True, only: list[str] | None = None,
+                    ) -> list[tuple[str, float, float | None, float, float, float | None]]:
+    paths = sorted((ROOT / "chapters").glob("*.ipynb"))
+    unknown = set(only or ()) - {p.stem for p in paths}
+    if unknown:
+        raise SystemExit(f"no chapter named {sorted(unknown)}; choose from {[p.stem for p in paths]}")
     rows = []
-    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+    for path in (p for p in paths if not only or p.stem in only):
         with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
             cold, mem = notebook_run(path, cache)
             slow_cached = slow_cached_run(path, cache)
@@ -120,14 +132,15 @@ def bare_epoch(model: torch.nn.Module, x: torch.Tensor, opt: torch.optim.Optimiz
         opt.step()
 
 
-def bench_fit(x: torch.Tensor, rounds: int = 7, batch_size: int = 128) -> tuple[float, float]:
+def bench_fit(x: torch.Tensor, make_model: Callable[[], torch.nn.Module], rounds: int = 7,
+              batch_size: int = 128) -> tuple[float, float]:
     """Median seconds per epoch: (fit, bare loop), alternating so both see the same machine load."""
     set_seed(0)
-    bare_model = Autoencoder([784, 256, 32])
+    bare_model = make_model()
     bare_opt = adam(bare_model, lr=1e-3)  # the same optimizer as fit: this measures the loop, not Adam
     gen = torch.Generator().manual_seed(0)
     set_seed(0)
-    fit_model = Autoencoder([784, 256, 32])
+    fit_model = make_model()
     fit(fit_model, x, epochs=1, progress=False)  # warm-up for both paths
     bare_epoch(bare_model, x, bare_opt, gen, batch_size)
     fit_times, bare_times = [], []
@@ -143,22 +156,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-notebooks", action="store_true", help="only the data-load and fit benchmarks")
     parser.add_argument("--skip-clothes", action="store_true", help="leave out the notebooks' cold runs on clothes")
+    parser.add_argument("--only", nargs="+", metavar="STEM", help="only these notebooks, e.g. --only 03_regularized")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
 
     warm, warm_clothes = bench_data_load(), bench_data_load("fashion5k")
     x = load_data().train_x
-    fit_s, bare_s = bench_fit(x)
+    fit_s, bare_s = bench_fit(x, lambda: Autoencoder([784, 256, 32]))
+    conv_fit_s, conv_bare_s = bench_fit(x, lambda: ConvAutoencoder((32, 64), 30), rounds=3)
     lines = ["| measurement | result | target |", "|---|---|---|",
              f"| warm `load_data()` | {warm * 1000:.1f} ms | < 100 ms |",
              f"| warm `load_data(\"fashion5k\")` | {warm_clothes * 1000:.1f} ms | < 100 ms |",
              f"| one `fit` epoch, 784-256-32 on 4,000 images | {fit_s * 1000:.0f} ms | |",
              f"| one bare PyTorch epoch, same model and batches | {bare_s * 1000:.0f} ms | |",
-             f"| `fit` overhead over the bare loop | {100 * (fit_s / bare_s - 1):+.1f}% | within 10% |"]
+             f"| `fit` overhead over the bare loop | {100 * (fit_s / bare_s - 1):+.1f}% | within 10% |",
+             f"| one `fit` epoch, convolutional (32, 64 channels, k = 30) on 4,000 images | {conv_fit_s * 1000:.0f} ms | |",
+             f"| one bare PyTorch epoch, same model and batches | {conv_bare_s * 1000:.0f} ms | |",
+             f"| `fit` overhead over the bare loop, convolutional | {100 * (conv_fit_s / conv_bare_s - 1):+.1f}% "
+             f"| within 10% |"]
     if not args.skip_notebooks:
         print("notebooks (each in a fresh kernel; cold = empty cache, warm = second run):", flush=True)
-        rows = bench_notebooks(clothes_too=not args.skip_clothes)
+        rows = bench_notebooks(clothes_too=not args.skip_clothes, only=args.only)
         lines += ["", "| notebook | cold run | slow comparisons cached | warm run | peak memory | cold on clothes |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | {warm_s:.1f} s | "

@@ -348,6 +348,45 @@ class Corruption:
         return corrupt(x, self.kind, level, generator)
 
 
+def shift_images(x: torch.Tensor, dy: int, dx: int, side: int = 28) -> torch.Tensor:
+    """Flat images (N, side^2) moved ``dy`` pixels down and ``dx`` right (negative: up, left); what
+    moves out of the frame is lost, what comes in is background (0)."""
+    dy, dx = int(dy), int(dx)
+    if x.ndim != 2 or x.shape[1] != side * side:
+        raise ValueError(f"expected flat images of shape (N, {side * side}), got {tuple(x.shape)}")
+    if max(abs(dy), abs(dx)) >= side:
+        raise ValueError(f"a shift of ({dy}, {dx}) moves a {side}x{side} image out of its frame")
+    img = x.reshape(-1, side, side)
+    out = torch.zeros_like(img)
+    out[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)] = \
+        img[:, max(-dy, 0):side - max(dy, 0), max(-dx, 0):side - max(dx, 0)]
+    return out.reshape(len(x), -1)
+
+
+@dataclass(frozen=True)
+class RandomShift:
+    """A `fit` augmentation: each image moved by its own random (dy, dx), each uniform in
+    [-pixels, pixels]. ``fit(..., augment=RandomShift(2))`` trains on the shifted images as the
+    targets too (unlike a corruption, whose target is the clean image)."""
+
+    pixels: int
+    side: int = 28
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pixels, bool) or not isinstance(self.pixels, int) or not 0 <= self.pixels < self.side:
+            raise ValueError(f"pixels must be a whole number from 0 to {self.side - 1}, got {self.pixels!r}")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, side^2) -> (B, side^2), every image moved by its own offset."""
+        p = self.pixels
+        offsets = torch.randint(-p, p + 1, (len(x), 2), generator=generator, device=x.device)
+        out = torch.empty_like(x)
+        for dy, dx in offsets.unique(dim=0).tolist():  # at most (2p + 1)^2 groups, each moved at once
+            rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
+            out[rows] = shift_images(x[rows], dy, dx, self.side)
+        return out
+
+
 def circle_2d(n: int, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
     """(n, 2) points near a circle of radius 0.3 around (0.5, 0.5): a 1-D manifold in the unit square."""
     if n < 1 or noise < 0:

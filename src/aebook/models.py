@@ -93,7 +93,35 @@ class TransposedLinear(nn.Module):
         return new
 
 
-class Autoencoder(nn.Module):
+class FlatAutoencoder(nn.Module):
+    """What every autoencoder in the book shares: flat images (B, D) in and out, through ``self.encoder``
+    and ``self.decoder``, with shape checks that say what to do. Subclasses build the two halves and
+    say their ``input_size`` (D) and ``code_size`` (k)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    input_size: int
+    code_size: int
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, k)."""
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
+                             + shape_hint(tuple(x.shape), self.input_size))
+        return self.encoder(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, k) -> (B, D)."""
+        if h.ndim != 2 or h.shape[1] != self.code_size:
+            raise ValueError(f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}")
+        return self.decoder(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, D) reconstruction."""
+        return self.decode(self.encode(x))
+
+
+class Autoencoder(FlatAutoencoder):
     """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses f's weights, transposed)."""
 
     def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu",
@@ -121,23 +149,6 @@ class Autoencoder(nn.Module):
     def code_size(self) -> int:
         return self.config.sizes[-1]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, k)."""
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
-                             + shape_hint(tuple(x.shape), self.input_size))
-        return self.encoder(x)
-
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, k) -> (B, D)."""
-        if h.ndim != 2 or h.shape[1] != self.code_size:
-            raise ValueError(f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}")
-        return self.decoder(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, D) reconstruction."""
-        return self.decode(self.encode(x))
-
     def extra_repr(self) -> str:
         c = self.config
         return (f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
@@ -158,3 +169,116 @@ def shape_hint(shape: tuple[int, ...], width: int) -> str:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+UPSAMPLING = ("transpose", "resize")
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """The plain spec a `ConvAutoencoder` is built from (and cached under)."""
+
+    channels: tuple[int, ...] = (32, 64)  # channels of each stride-2 3x3 convolution: 28x28 -> 14x14 -> 7x7
+    code: int | None = 30  # width of the dense code h; None: h is the last feature map itself, flattened
+    upsample: str = "transpose"  # "transpose": stride-2 transposed convolutions; "resize": nearest x2, then a 3x3 conv
+    side: int = 28  # images are side x side pixels, one channel, passed flat as (N, side * side)
+    hidden: str = "relu"  # activation after every convolution but the last, and after the decoder's dense layer
+    out: str = "sigmoid"  # activation of the reconstruction r
+
+    def __post_init__(self) -> None:
+        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
+            raise ValueError(f"channels must be a list of channel counts such as [32, 64], got {self.channels!r}")
+        chans = tuple(_whole(c, "channel count") for c in self.channels)
+        if not chans or any(c < 1 for c in chans):
+            raise ValueError(f"channels must list at least one convolution, each with >= 1 channels; got {chans}")
+        object.__setattr__(self, "channels", chans)
+        if self.code is not None:
+            object.__setattr__(self, "code", _whole(self.code, "code width"))
+            if self.code < 1:
+                raise ValueError(f"code must be a width >= 1, or None for a spatial code map; got {self.code}")
+        side = _whole(self.side, "side")
+        object.__setattr__(self, "side", side)
+        if side < 2 ** len(chans):
+            raise ValueError(f"{len(chans)} stride-2 convolutions need images of at least {2 ** len(chans)} "
+                             f"pixels a side, got side={side}; use fewer channels entries")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"unknown upsample {self.upsample!r}; choose one of {', '.join(map(repr, UPSAMPLING))}")
+        for field in ("hidden", "out"):
+            if getattr(self, field) not in ACTIVATIONS:
+                raise ValueError(f"unknown {field} activation {getattr(self, field)!r}; "
+                                 f"choose one of {', '.join(ACTIVATIONS)}")
+
+    @property
+    def sides(self) -> list[int]:
+        """Feature-map sides, input first: a 3x3 stride-2 convolution with padding 1 maps n to ceil(n / 2)."""
+        sides = [self.side]
+        for _ in self.channels:
+            sides.append((sides[-1] + 1) // 2)
+        return sides
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "channels": list(self.channels)}
+
+
+def _whole(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"every {what} must be a whole number, got {value!r}")
+    return int(value)
+
+
+def _act(name: str) -> list[nn.Module]:
+    return [] if name == "identity" else [ACTIVATIONS[name]()]
+
+
+class ConvAutoencoder(FlatAutoencoder):
+    """x (N, side^2) -> stride-2 convolutions -> h (N, k) -> the mirror image -> r (N, side^2).
+
+    Same interface as `Autoencoder` (flat images in and out, ``encode``/``decode``), so `fit`,
+    `train_or_load`, the metrics and the sliders take either. The encoder halves the feature map
+    with each 3x3 stride-2 convolution; the decoder doubles it back, with transposed convolutions
+    or with nearest-neighbour resizing followed by a 3x3 convolution (Odena et al., 2016).
+    """
+
+    def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64), code: int | None = 30,
+                 upsample: str = "transpose", side: int = 28, hidden: str = "relu", out: str = "sigmoid") -> None:
+        super().__init__()
+        self.config = c = ConvConfig(channels, code, upsample, side, hidden, out)
+        sides, last = c.sides, c.channels[-1]
+        flat = last * sides[-1] ** 2  # the last feature map, flattened
+        enc: list[nn.Module] = [nn.Unflatten(1, (1, c.side, c.side))]
+        for c_in, c_out in zip((1, *c.channels[:-1]), c.channels):
+            enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), *_act(hidden)]
+        enc.append(nn.Flatten())
+        dec: list[nn.Module] = []
+        if code is not None:  # a dense code: one linear layer each way between it and the feature map
+            enc.append(nn.Linear(flat, c.code))
+            dec += [nn.Linear(c.code, flat), *_act(hidden)]
+        dec.append(nn.Unflatten(1, (last, sides[-1], sides[-1])))
+        ups = list(zip(c.channels[::-1], (*c.channels[-2::-1], 1), sides[:0:-1], sides[-2::-1]))
+        for i, (c_in, c_out, n_in, n_out) in enumerate(ups):
+            if upsample == "transpose":  # output_padding picks n_out from the two sizes 2 n_in - 1 and 2 n_in
+                dec.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=n_out - 2 * n_in + 1))
+            else:
+                dec += [nn.Upsample(size=(n_out, n_out), mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
+            dec += _act(out if i == len(ups) - 1 else hidden)
+        dec.append(nn.Flatten())
+        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
+
+    @classmethod
+    def from_config(cls, config: ConvConfig | dict) -> "ConvAutoencoder":
+        c = config if isinstance(config, ConvConfig) else ConvConfig(**config)
+        return cls(c.channels, c.code, c.upsample, c.side, c.hidden, c.out)
+
+    @property
+    def input_size(self) -> int:
+        return self.config.side ** 2
+
+    @property
+    def code_size(self) -> int:
+        c = self.config
+        return c.code if c.code is not None else c.channels[-1] * c.sides[-1] ** 2
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"channels={'-'.join(map(str, c.channels))}, code={c.code if c.code is not None else 'map'}, "
+                f"upsample={c.upsample}, side={c.side}, out={c.out}")

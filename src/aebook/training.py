@@ -1,4 +1,4 @@
-"""The one training loop of the book, with hooks for a penalty Omega(h) and an input corruption."""
+"""The one training loop of the book, with hooks for a penalty Omega(h), an input corruption and an augmentation."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from .models import Autoencoder
 Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 # corrupt(x, generator) -> x~: (B, D) -> (B, D), drawing its randomness from the generator.
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# augment(x, generator) -> x': (B, D) -> (B, D), applied to the batch itself: x' is both input and target.
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 LOSSES = ("mse", "bce")
 SCHEDULES = ("constant", "cosine")
@@ -122,7 +124,7 @@ def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_
     if patience is not None and (val_x is None or patience < 1):
         raise ValueError(f"early stopping needs val_x and patience >= 1; got patience={patience}"
                          f"{'' if val_x is not None else ' and no val_x'}")
-    if loss == "bce" and isinstance(model, Autoencoder) and model.config.out != "sigmoid":
+    if loss == "bce" and getattr(getattr(model, "config", None), "out", "sigmoid") != "sigmoid":
         raise ValueError("loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'")
 
 
@@ -141,11 +143,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
         val_x: torch.Tensor | None = None, patience: int | None = None,
         penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
-        progress: bool = True) -> History:
+        progress: bool = True, augment: Augmentation | None = None) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
-    ``Omega = penalty(model, x~, h)`` (or 0). ``schedule="cosine"`` anneals the learning
+    ``Omega = penalty(model, x~, h)`` (or 0). With ``augment``, each batch is first replaced by
+    ``augment(x)`` (randomly shifted images, say), which is then both the input and the target. ``schedule="cosine"`` anneals the learning
     rate from ``lr`` to zero over the run, which lets a model settle into its optimum
     instead of jittering around it at a constant step size. Batches are sliced from the in-memory
     tensor in an order drawn from ``seed``, so on the CPU the same seed, the same initial
@@ -185,7 +188,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         model.train()
         total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
         for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
-            x = x_all[idx]
+            x = x_all[idx] if augment is None else augment(x_all[idx], gen)
             x_in = corrupt(x, gen) if corrupt is not None else x
             h = model.encode(x_in)
             objective = reconstruction_loss(model.decode(h), x, loss)
