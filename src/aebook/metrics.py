@@ -1,11 +1,17 @@
-"""Numbers the chapters assert on: MSE, PSNR and the baselines an autoencoder must beat."""
+"""Numbers the chapters assert on: MSE, PSNR, the baselines an autoencoder must beat, and a VAE's ELBO and log-likelihood."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.decomposition import PCA
+from torch import nn
+
+from .models import reparameterise
+from .penalties import gaussian_kl
 
 
 def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
@@ -113,3 +119,62 @@ def linear_probe(train_codes: torch.Tensor, train_y: torch.Tensor, test_codes: t
     with torch.no_grad():
         predicted = classes[F.linear(x_test, w, b).argmax(dim=1)]
     return 100.0 * (predicted == test_y.cpu()).float().mean().item()
+
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def bernoulli_log_likelihood(x: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """log p(x | h) of a Bernoulli decoder with ``means`` = g(h), in nats per image: (..., D), (..., D) -> (...).
+
+    The negative of binary cross-entropy summed over pixels, with PyTorch's clamp of log at -100. For grey
+    pixels in (0, 1) this is the usual MNIST convention, not a normalised density of x.
+    """
+    return (x * means.log().clamp(min=-100) + (1 - x) * (1 - means).log().clamp(min=-100)).sum(dim=-1)
+
+
+def _gaussian_log_density(h: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(h; mu, diag(exp(logvar))), summed over the last axis."""
+    return -0.5 * ((h - mu).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(dim=-1)
+
+
+@torch.no_grad()
+def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None,
+         batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)] (N,), KL (N,)), in nats.
+
+    ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over ``samples`` draws of h,
+    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`).
+    """
+    recon, kl = [], []
+    for xb in _device_batches(model, x, batch_size):
+        mu, logvar = model.posterior(xb)
+        ll = torch.stack([bernoulli_log_likelihood(xb, model.decode(reparameterise(mu, logvar, generator)))
+                          for _ in range(samples)])  # (samples, B)
+        recon.append(ll.mean(0).cpu())
+        kl.append(gaussian_kl(mu, logvar).cpu())
+    return torch.cat(recon), torch.cat(kl)
+
+
+@torch.no_grad()
+def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, samples: int = 100,
+                                       generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
+    """An estimate of log p(x) per image (N,), in nats (Burda et al., 2016):
+    log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). A lower bound in expectation, never
+    below the ELBO's and tighter as K grows."""
+    out = []
+    for xb in _device_batches(model, x, batch_size):
+        mu, logvar = model.posterior(xb)
+        h = torch.stack([reparameterise(mu, logvar, generator) for _ in range(samples)])  # (K, B, k)
+        log_w = (bernoulli_log_likelihood(xb, model.decode(h.flatten(0, 1)).view(samples, len(xb), -1))
+                 + _gaussian_log_density(h, torch.zeros_like(h), torch.zeros_like(h))
+                 - _gaussian_log_density(h, mu, logvar))  # (K, B)
+        out.append((torch.logsumexp(log_w, dim=0) - math.log(samples)).cpu())
+    return torch.cat(out)
+
+
+def _device_batches(model: nn.Module, x: torch.Tensor, batch_size: int):
+    model.eval()
+    device = next(model.parameters()).device
+    for start in range(0, len(x), batch_size):
+        yield x[start:start + batch_size].to(device)

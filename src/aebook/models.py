@@ -96,12 +96,18 @@ class TransposedLinear(nn.Module):
 class FlatAutoencoder(nn.Module):
     """What every autoencoder in the book shares: flat images (B, D) in and out, through ``self.encoder``
     and ``self.decoder``, with shape checks that say what to do. Subclasses build the two halves and
-    say their ``input_size`` (D) and ``code_size`` (k)."""
+    say their ``input_size`` (D) and ``code_size`` (k), by default the first and last of ``config.sizes``."""
 
     encoder: nn.Module
     decoder: nn.Module
-    input_size: int
-    code_size: int
+
+    @property
+    def input_size(self) -> int:
+        return self.config.sizes[0]
+
+    @property
+    def code_size(self) -> int:
+        return self.config.sizes[-1]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, k)."""
@@ -140,14 +146,6 @@ class Autoencoder(FlatAutoencoder):
     def from_config(cls, config: AEConfig | dict) -> "Autoencoder":
         c = config if isinstance(config, AEConfig) else AEConfig(**config)
         return cls(c.sizes, c.hidden, c.code, c.out, c.tied)
-
-    @property
-    def input_size(self) -> int:
-        return self.config.sizes[0]
-
-    @property
-    def code_size(self) -> int:
-        return self.config.sizes[-1]
 
     def extra_repr(self) -> str:
         c = self.config
@@ -282,3 +280,62 @@ class ConvAutoencoder(FlatAutoencoder):
         c = self.config
         return (f"channels={'-'.join(map(str, c.channels))}, code={c.code if c.code is not None else 'map'}, "
                 f"upsample={c.upsample}, side={c.side}, out={c.out}")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """The plain spec a `VAE` is built from (and cached under)."""
+
+    sizes: tuple[int, ...]  # input first, latent size k last, e.g. (784, 256, 2); the decoder mirrors it
+    hidden: str = "relu"  # activation after every hidden layer
+    out: str = "sigmoid"  # the decoder's output: Bernoulli means in [0, 1]
+
+    def __post_init__(self) -> None:
+        AEConfig(self.sizes, self.hidden, "identity", self.out)  # the same checks and messages
+        object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "sizes": list(self.sizes)}
+
+
+class VAE(FlatAutoencoder):
+    """A variational autoencoder (Kingma & Welling, 2014): q(h | x) = N(mu(x), diag(exp(logvar(x)))),
+    p(h) = N(0, I), p(x | h) with means g(h).
+
+    ``encode`` returns a reparameterised sample h = mu + sigma * eps in training mode and the mean
+    mu in eval mode, so `fit` trains it like any autoencoder; the KL term comes in as a penalty
+    (`aebook.penalties.GaussianKL`), which reads q(h | x) from ``posterior``.
+    """
+
+    def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu", out: str = "sigmoid") -> None:
+        super().__init__()
+        self.config = c = VAEConfig(sizes, hidden, out)
+        body = mlp(c.sizes[:-1], hidden, hidden)  # empty for sizes (D, k): no hidden layer
+        self.encoder = nn.Sequential(*body, nn.Linear(c.sizes[-2], 2 * c.sizes[-1]))  # (B, 2k): mu, logvar
+        self.decoder = mlp(c.sizes[::-1], hidden, out)
+
+    @classmethod
+    def from_config(cls, config: VAEConfig | dict) -> "VAE":
+        c = config if isinstance(config, VAEConfig) else VAEConfig(**config)
+        return cls(c.sizes, c.hidden, c.out)
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, D) -> mu (B, k), logvar (B, k) of q(h | x)."""
+        mu, logvar = super().encode(x).chunk(2, dim=1)
+        return mu, logvar
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, k): a sample of q(h | x) while training (from torch's global generator), its mean otherwise."""
+        mu, logvar = self.posterior(x)
+        return reparameterise(mu, logvar) if self.training else mu
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, out={c.out}"
+
+
+def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu, diag(exp(logvar))) through which
+    gradients reach mu and logvar. (B, k), (B, k) -> (B, k)."""
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps

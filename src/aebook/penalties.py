@@ -1,4 +1,5 @@
-"""Regularizers Omega(h) for `fit(..., penalty=...)`: L1 and KL sparsity, and the contractive penalty.
+"""Regularizers Omega(h) for `fit(..., penalty=...)`: L1 and KL sparsity, the contractive penalty, and
+the VAE's KL term.
 
 Each is a small frozen dataclass, so that it can be called as ``penalty(model, x_in, h)``
 inside the training loop and also describes itself to the model cache.
@@ -108,3 +109,34 @@ def encoder_jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor, h: torch.Tenso
     if layer is not None and method != "autograd":
         return sigmoid_jacobian_norm_sq(layer.weight, encoder(x) if h is None else h)
     return jacobian_norm_sq(encoder, x)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, per row: (B, k), (B, k) -> (B,).
+
+    Closed form: 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class GaussianKL:
+    """The VAE's KL term as a `fit` penalty: beta * KL(q(h | x) || N(0, I)), averaged over the batch and
+    divided by the number of pixels D.
+
+    `fit`'s reconstruction loss is a mean over pixels, so with ``loss="bce"`` and beta = 1 the
+    objective is exactly -ELBO / D per image (a Bernoulli decoder); beta != 1 is the beta-VAE
+    (Higgins et al., 2017). Needs a model with ``posterior(x) -> (mu, logvar)``, such as `VAE`.
+    """
+
+    beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_weight("beta", self.beta)
+
+    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        if not hasattr(model, "posterior"):
+            raise TypeError(f"GaussianKL needs a model with posterior(x) -> (mu, logvar), such as aebook.models.VAE; "
+                            f"got {type(model).__name__}")
+        mu, logvar = model.posterior(x_in)  # the same q(h | x) the sample h was drawn from
+        return self.beta * gaussian_kl(mu, logvar).mean() / x_in.shape[1]
