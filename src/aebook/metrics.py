@@ -1,4 +1,5 @@
-"""Numbers the chapters assert on: MSE, PSNR, the baselines an autoencoder must beat, and a VAE's ELBO and log-likelihood."""
+"""Numbers the chapters assert on: MSE, PSNR, the baselines an autoencoder must beat, and a VAE's ELBO
+and log-likelihood."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.G
     """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)] (N,), KL (N,)), in nats.
 
     ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over ``samples`` draws of h,
-    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`).
+    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`); it is left in eval mode.
     """
     recon, kl = [], []
     for xb in _device_batches(model, x, batch_size):
@@ -160,8 +161,8 @@ def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.G
 def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, samples: int = 100,
                                        generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
     """An estimate of log p(x) per image (N,), in nats (Burda et al., 2016):
-    log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). A lower bound in expectation, never
-    below the ELBO's and tighter as K grows."""
+    log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). In expectation a lower bound on
+    log p(x), at least the ELBO, and tighter as K grows. The model is left in eval mode."""
     out = []
     for xb in _device_batches(model, x, batch_size):
         mu, logvar = model.posterior(xb)
@@ -174,6 +175,7 @@ def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, sample
 
 
 def _device_batches(model: nn.Module, x: torch.Tensor, batch_size: int):
+    """Batches of x on the model's device, the model in eval mode (no dropout; a VAE's decode is the same)."""
     model.eval()
     device = next(model.parameters()).device
     for start in range(0, len(x), batch_size):

@@ -148,12 +148,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
     ``Omega = penalty(model, x~, h)`` (or 0). With ``augment``, each batch is first replaced by
-    ``augment(x)`` (randomly shifted images, say), which is then both the input and the target. ``schedule="cosine"`` anneals the learning
-    rate from ``lr`` to zero over the run, which lets a model settle into its optimum
-    instead of jittering around it at a constant step size. Batches are sliced from the in-memory
-    tensor in an order drawn from ``seed``, so on the CPU the same seed, the same initial
-    weights and the same number of threads give bit-identical losses (another thread count
-    can change the last bits of a sum). The model is left in eval mode on ``device``.
+    ``augment(x)`` (randomly shifted images, say), which is then both the input and the target.
+    ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
+    model settle into its optimum instead of jittering around it at a constant step size. Batches are
+    sliced from the in-memory tensor in an order drawn from ``seed``, so on the CPU the same seed, the
+    same initial weights and the same number of threads give bit-identical losses (another thread
+    count can change the last bits of a sum). The model is left in eval mode on ``device``.
 
     Bad input is a ValueError that says what to do: empty data, data with NaN or inf, integer
     images. NumPy scalars are taken as numbers and float64 data as float32. A loss that turns
