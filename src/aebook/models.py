@@ -20,6 +20,26 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
+def _whole(value: object, what: str, where: str = "") -> int:
+    """``value`` as an int, or a ValueError naming ``what`` it should be (and ``where`` it was)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"every {what} must be a whole number, got {value!r}{where}")
+    return int(value)
+
+
+def _check_activations(config: object, fields: tuple[str, ...]) -> None:
+    for field in fields:
+        if getattr(config, field) not in ACTIVATIONS:
+            raise ValueError(f"unknown {field} activation {getattr(config, field)!r}; "
+                             f"choose one of {', '.join(ACTIVATIONS)}")
+
+
+def _act(name: str) -> list[nn.Module]:
+    """The activation ``name`` as a layer list; none for identity, which keeps printed models and
+    state_dicts free of no-op layers."""
+    return [] if name == "identity" else [ACTIVATIONS[name]()]
+
+
 @dataclass(frozen=True)
 class AEConfig:
     """The plain spec an `Autoencoder` is built from (and cached under)."""
@@ -33,18 +53,11 @@ class AEConfig:
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
             raise ValueError(f"sizes must be a list of layer widths such as [784, 256, 32], got {self.sizes!r}")
-        widths = []
-        for s in self.sizes:
-            if isinstance(s, bool) or not isinstance(s, numbers.Integral):
-                raise ValueError(f"every layer width must be a whole number, got {s!r} in sizes={list(self.sizes)!r}")
-            widths.append(int(s))
-        object.__setattr__(self, "sizes", tuple(widths))
+        widths = tuple(_whole(s, "layer width", f" in sizes={list(self.sizes)!r}") for s in self.sizes)
+        object.__setattr__(self, "sizes", widths)
         if len(self.sizes) < 2 or any(s < 1 for s in self.sizes):
             raise ValueError(f"sizes must list at least an input and a code width, all >= 1; got {self.sizes}")
-        for field in ("hidden", "code", "out"):
-            if getattr(self, field) not in ACTIVATIONS:
-                raise ValueError(f"unknown {field} activation {getattr(self, field)!r}; "
-                                 f"choose one of {', '.join(ACTIVATIONS)}")
+        _check_activations(self, ("hidden", "code", "out"))
         if not isinstance(self.tied, bool):
             raise ValueError(f"tied must be True or False, got {self.tied!r}")
 
@@ -56,10 +69,7 @@ def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
     """Linear layers through ``sizes``, ``hidden`` after each inner layer and ``last`` after the final one."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        act = last if i == len(sizes) - 2 else hidden
-        if act != "identity":  # keeps printed models and state_dicts free of no-op layers
-            layers.append(ACTIVATIONS[act]())
+        layers += [nn.Linear(n_in, n_out), *_act(last if i == len(sizes) - 2 else hidden)]
     return nn.Sequential(*layers)
 
 
@@ -201,10 +211,7 @@ class ConvConfig:
                              f"pixels a side, got side={side}; use fewer channels entries")
         if self.upsample not in UPSAMPLING:
             raise ValueError(f"unknown upsample {self.upsample!r}; choose one of {', '.join(map(repr, UPSAMPLING))}")
-        for field in ("hidden", "out"):
-            if getattr(self, field) not in ACTIVATIONS:
-                raise ValueError(f"unknown {field} activation {getattr(self, field)!r}; "
-                                 f"choose one of {', '.join(ACTIVATIONS)}")
+        _check_activations(self, ("hidden", "out"))
 
     @property
     def sides(self) -> list[int]:
@@ -216,16 +223,6 @@ class ConvConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "channels": list(self.channels)}
-
-
-def _whole(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"every {what} must be a whole number, got {value!r}")
-    return int(value)
-
-
-def _act(name: str) -> list[nn.Module]:
-    return [] if name == "identity" else [ACTIVATIONS[name]()]
 
 
 class ConvAutoencoder(FlatAutoencoder):
