@@ -253,7 +253,8 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
             raise ValueError("its weights hold NaN or inf")
         model.load_state_dict(state)
         h = blob["history"]
-        history = History(list(h["train_loss"]), list(h["val_loss"]), float(h["seconds"]))
+        history = History(list(h["train_loss"]), list(h["val_loss"]), float(h["seconds"]),
+                          {k: list(v) for k, v in h.get("tracked", {}).items()})
         if not all(math.isfinite(v) for v in history.train_loss + history.val_loss):
             raise ValueError("its training history holds NaN or inf")
         return history

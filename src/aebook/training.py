@@ -7,7 +7,7 @@ import operator
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -23,6 +23,8 @@ Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # augment(x, generator) -> x': (B, D) -> (B, D), applied to the batch itself: x' is both input and target.
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# track(model) -> {name: number}, called after every epoch with the model in eval mode (a VAE's test ELBO, say).
+Tracker = Callable[[nn.Module], Mapping[str, float]]
 
 LOSSES = ("mse", "bce")
 SCHEDULES = ("constant", "cosine")
@@ -35,6 +37,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)  # mean training objective (reconstruction + penalty)
     val_loss: list[float] = field(default_factory=list)  # reconstruction loss on the clean validation set
     seconds: float = 0.0  # wall time of the whole run
+    tracked: dict[str, list[float]] = field(default_factory=dict)  # fit(track=...)'s numbers, one per epoch
 
     @property
     def best_epoch(self) -> int:
@@ -42,7 +45,8 @@ class History:
         return self.val_loss.index(min(self.val_loss)) + 1 if self.val_loss else 0
 
     def to_dict(self) -> dict:
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "seconds": self.seconds}
+        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "seconds": self.seconds,
+                "tracked": {k: list(v) for k, v in self.tracked.items()}}
 
 
 def set_seed(seed: int) -> None:
@@ -143,13 +147,15 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
         val_x: torch.Tensor | None = None, patience: int | None = None,
         penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
-        progress: bool = True, augment: Augmentation | None = None) -> History:
+        progress: bool = True, augment: Augmentation | None = None, track: Tracker | None = None) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
     ``Omega = penalty(model, x~, h)`` (or 0). With ``augment``, each batch is first replaced by
     ``augment(x)`` (randomly shifted images, say), which is then both the input and the target.
-    ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
+    ``track(model)``, if given, is called after every epoch with the model in eval mode; the numbers
+    it returns are kept in ``history.tracked`` (it should draw any randomness from its own generator,
+    so that watching a run does not change it). ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
     model settle into its optimum instead of jittering around it at a constant step size. Batches are
     sliced from the in-memory tensor in an order drawn from ``seed``, so on the CPU the same seed, the
     same initial weights and the same number of threads give bit-identical losses (another thread
@@ -207,6 +213,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         history.train_loss.append(total.item() / n)
         if x_val is not None:
             history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
+        if track is not None:
+            _record(history, track, model, epoch)
         if not all(math.isfinite(v) for v in (history.train_loss[-1], *history.val_loss[-1:])):
             if bar is not None:
                 bar.close()
@@ -230,6 +238,20 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
+
+
+def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> None:
+    """Append the numbers ``track(model)`` returns after ``epoch`` (from 0) to ``history.tracked``."""
+    model.eval()
+    with torch.no_grad():
+        numbers = dict(track(model))
+    if epoch == 0:
+        history.tracked.update({name: [] for name in numbers})
+    if set(numbers) != set(history.tracked):
+        raise ValueError(f"track must return the same names after every epoch; after epoch {epoch + 1} it "
+                         f"returned {sorted(numbers)}, before {sorted(history.tracked)}")
+    for name, value in numbers.items():
+        history.tracked[name].append(float(value))
 
 
 def _as_int(value: object, name: str) -> int:

@@ -15,6 +15,7 @@ import io
 from typing import Mapping, Sequence
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.figure import Figure
 
 
@@ -25,6 +26,17 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+    return buf.getvalue()
+
+
+def image_png(rgb: np.ndarray) -> bytes:
+    """An (H, W, 3) uint8 image as PNG bytes: for panels composed in NumPy, far faster than a figure each."""
+    from PIL import Image
+
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.dtype} {rgb.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="png", optimize=True)
     return buf.getvalue()
 
 
@@ -88,3 +100,19 @@ def panel_slider_grid(panels: Mapping[str, Sequence[widgets.Widget]], labels: Se
                                    style={"description_width": "initial"})
     per_choice = [_switcher(p, slider) for p in panels.values()]
     return widgets.VBox([choice, slider, _switcher(per_choice, choice)])
+
+
+def panel_slider_2d(panels: Sequence[Sequence[widgets.Widget]], x_labels: Sequence[str], y_labels: Sequence[str],
+                    x_description: str, y_description: str) -> widgets.VBox:
+    """Two sliders, x over ``x_labels`` and y over ``y_labels``: (x_labels[i], y_labels[j]) shows ``panels[j][i]``.
+
+    The x slider drives one switcher per row; the y slider picks which row's switcher is shown,
+    so both are linked in the browser and the static page needs no kernel.
+    """
+    if len(panels) != len(y_labels) or not y_labels:
+        raise ValueError(f"need one row of panels per y label, and at least one; got {len(panels)} rows "
+                         f"for {len(y_labels)} labels")
+    for row in panels:
+        _check(row, x_labels)
+    x, y = _slider(x_labels, x_description), _slider(y_labels, y_description)
+    return widgets.VBox([x, y, _switcher([_switcher(row, x) for row in panels], y)])
