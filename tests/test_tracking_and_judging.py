@@ -103,8 +103,14 @@ def test_image_png_round_trips_and_checks_its_input():
     rgb[2, 3] = (255, 0, 0)
     back = np.asarray(Image.open(io.BytesIO(aw.image_png(rgb))).convert("RGB"))
     assert np.array_equal(back, rgb)
+    # With a palette, an image of few colours comes back exactly, in fewer bytes than a noisy one.
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(aw.image_png(rgb, colors=4))).convert("RGB")), rgb)
+    noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert len(aw.image_png(noisy, colors=16)) < len(aw.image_png(noisy)) / 2
     with pytest.raises(ValueError, match="uint8"):
         aw.image_png(rgb.astype(float))
+    with pytest.raises(ValueError, match="between 2 and 256"):
+        aw.image_png(rgb, colors=300)
 
 
 def _panels(rows, cols):

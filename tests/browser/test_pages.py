@@ -159,8 +159,10 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
             value = readout.inner_text().strip()
             visible = [c.inner_text() for c in box.locator(".aebook-caption").all() if c.is_visible()]
             assert len(visible) == 1, f"one panel is shown at a time, found {visible}"
-            # The caption of the shown panel names the slider's value ("k = 8: ...").
-            assert re.search(rf"= {re.escape(value)}\b", visible[0]), (value, visible[0])
+            # The caption of the shown panel names the slider's value ("k = 8: ..."), and that of every
+            # other slider in the same box: two linked sliders show the panel of both their values.
+            for v in [value] + [r.inner_text().strip() for r in box.locator(".widget-slider .widget-readout").all()]:
+                assert re.search(rf"= {re.escape(v)}(?![\w.])", visible[0]), (v, visible[0])
             images = tuple(im.get_attribute("src") for im in box.locator("img").all() if im.is_visible())
             assert len(images) == 1, "the shown panel has one image"
             seen.append((value, visible[0], images))
