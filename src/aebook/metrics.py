@@ -13,6 +13,7 @@ from torch import nn
 
 from .models import reparameterise
 from .penalties import gaussian_kl
+from .training import _batched
 
 
 def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
@@ -145,16 +146,17 @@ def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.G
     """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)] (N,), KL (N,)), in nats.
 
     ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over ``samples`` draws of h,
-    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`); it is left in eval mode.
+    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`); it runs in eval mode
+    on its own device (``generator`` must be on that device too), and its mode is restored.
     """
-    recon, kl = [], []
-    for xb in _device_batches(model, x, batch_size):
+    def terms(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, 2)
         mu, logvar = model.posterior(xb)
         ll = torch.stack([bernoulli_log_likelihood(xb, model.decode(reparameterise(mu, logvar, generator)))
                           for _ in range(samples)])  # (samples, B)
-        recon.append(ll.mean(0).cpu())
-        kl.append(gaussian_kl(mu, logvar).cpu())
-    return torch.cat(recon), torch.cat(kl)
+        return torch.stack([ll.mean(0), gaussian_kl(mu, logvar)], dim=1)
+
+    both = _batched(model, x, terms, batch_size, _device(model))
+    return both[:, 0], both[:, 1]
 
 
 @torch.no_grad()
@@ -162,24 +164,21 @@ def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, sample
                                        generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
     """An estimate of log p(x) per image (N,), in nats (Burda et al., 2016):
     log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). In expectation a lower bound on
-    log p(x), at least the ELBO, and tighter as K grows. The model is left in eval mode."""
-    out = []
-    for xb in _device_batches(model, x, batch_size):
+    log p(x), at least the ELBO, and tighter as K grows. Eval mode and devices as for `elbo`."""
+    def estimate(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,)
         mu, logvar = model.posterior(xb)
         h = torch.stack([reparameterise(mu, logvar, generator) for _ in range(samples)])  # (K, B, k)
         log_w = (bernoulli_log_likelihood(xb, model.decode(h.flatten(0, 1)).view(samples, len(xb), -1))
                  + _gaussian_log_density(h, torch.zeros_like(h), torch.zeros_like(h))
                  - _gaussian_log_density(h, mu, logvar))  # (K, B)
-        out.append((torch.logsumexp(log_w, dim=0) - math.log(samples)).cpu())
-    return torch.cat(out)
+        return torch.logsumexp(log_w, dim=0) - math.log(samples)
+
+    return _batched(model, x, estimate, batch_size, _device(model))
 
 
-def _device_batches(model: nn.Module, x: torch.Tensor, batch_size: int):
-    """Batches of x on the model's device, the model in eval mode (no dropout; a VAE's decode is the same)."""
-    model.eval()
-    device = next(model.parameters()).device
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size].to(device)
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's weights are: these metrics evaluate it there rather than moving it."""
+    return next(model.parameters()).device
 
 
 def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, hidden: int = 256, epochs: int = 15,
