@@ -49,6 +49,7 @@ class AEConfig:
     code: str = "identity"  # activation of the code h (sigmoid for KL sparsity, identity for PCA-like codes)
     out: str = "sigmoid"  # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
     tied: bool = False  # decoder weights are the encoder's, transposed (each decoder layer keeps its own bias)
+    code_noise: float = 0.0  # std of Gaussian noise added before the code activation while training (semantic hashing)
 
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
@@ -60,6 +61,9 @@ class AEConfig:
         _check_activations(self, ("hidden", "code", "out"))
         if not isinstance(self.tied, bool):
             raise ValueError(f"tied must be True or False, got {self.tied!r}")
+        if isinstance(self.code_noise, bool) or not isinstance(self.code_noise, (int, float)) or not self.code_noise >= 0:
+            raise ValueError(f"code_noise is a standard deviation and must be a number >= 0, got {self.code_noise!r}")
+        object.__setattr__(self, "code_noise", float(self.code_noise))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "sizes": list(self.sizes)}
@@ -137,14 +141,39 @@ class FlatAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
+class CodeNoise(nn.Module):
+    """Adds N(0, std^2) noise while training and nothing in eval mode: (B, k) -> (B, k).
+
+    Placed before a sigmoid code, it makes the decoder useless unless the pre-activations are
+    large, so the code units learn to sit near 0 or 1: Salakhutdinov & Hinton's (2009) trick
+    for binary codes. It draws from torch's global generator, which `fit` seeds.
+    """
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = float(std)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z + self.std * torch.randn_like(z) if self.training and self.std > 0 else z
+
+    def extra_repr(self) -> str:
+        return f"std={self.std:g}"
+
+
 class Autoencoder(FlatAutoencoder):
-    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses f's weights, transposed)."""
+    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses f's weights, transposed).
+
+    ``code_noise > 0`` adds Gaussian noise of that std before the code activation while training.
+    """
 
     def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu",
-                 code: str = "identity", out: str = "sigmoid", tied: bool = False) -> None:
+                 code: str = "identity", out: str = "sigmoid", tied: bool = False, code_noise: float = 0.0) -> None:
         super().__init__()
-        self.config = AEConfig(sizes, hidden, code, out, tied)  # AEConfig checks and converts the sizes
+        self.config = AEConfig(sizes, hidden, code, out, tied, code_noise)  # AEConfig checks and converts the sizes
         self.encoder = mlp(self.config.sizes, hidden, code)
+        if self.config.code_noise > 0:  # just before the code activation (after the last Linear)
+            at = max(i for i, m in enumerate(self.encoder) if isinstance(m, nn.Linear)) + 1
+            self.encoder.insert(at, CodeNoise(self.config.code_noise))
         self.decoder = mlp(self.config.sizes[::-1], hidden, out)
         if tied:
             linears = [m for m in self.encoder if isinstance(m, nn.Linear)][::-1]
@@ -155,12 +184,12 @@ class Autoencoder(FlatAutoencoder):
     @classmethod
     def from_config(cls, config: AEConfig | dict) -> "Autoencoder":
         c = config if isinstance(config, AEConfig) else AEConfig(**config)
-        return cls(c.sizes, c.hidden, c.code, c.out, c.tied)
+        return cls(c.sizes, c.hidden, c.code, c.out, c.tied, c.code_noise)
 
     def extra_repr(self) -> str:
         c = self.config
         return (f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
-                + (", tied" if c.tied else ""))
+                + (", tied" if c.tied else "") + (f", code_noise={c.code_noise:g}" if c.code_noise else ""))
 
 
 def shape_hint(shape: tuple[int, ...], width: int) -> str:
