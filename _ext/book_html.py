@@ -8,8 +8,12 @@ Three problems show up as JavaScript errors in a reader's browser console:
 2. The widget manager (@jupyter-widgets/html-manager, embed-amd.js) derives the
    address of its icon fonts from its AMD module name, which resolves relative to the
    page unless RequireJS knows where the package lives: every page with a widget then
-   requests fonts that do not exist. A RequireJS ``paths`` entry, built from the
-   embed-amd.js URL in ``nb_ipywidgets_js``, points it back to the CDN.
+   requests fonts that do not exist. Every module the file defines
+   (``@jupyter-widgets/html-manager``, ``base``, ``controls`` and their ipywidgets 7
+   twins) derives the address of its own copy of the fonts this way, so RequireJS
+   ``paths`` entries, built from the embed-amd.js URL in ``nb_ipywidgets_js``, map
+   each name into the manager's ``dist`` folder on the CDN, where the fonts are
+   (RequireJS never fetches these addresses: embed-amd.js defines the modules).
 3. The widget manager typesets with the MathJax 2 API (``MathJax.Hub.Queue``); the book
    loads MathJax 3, where ``MathJax.Hub`` is undefined. A small shim forwards the call
    to MathJax 3's ``typesetPromise``.
@@ -23,11 +27,12 @@ from typing import Any
 from sphinx.application import Sphinx
 
 MANAGER_SUFFIX = "/dist/embed-amd.js"
+BUNDLED = ("base", "base7", "controls", "controls7")  # the widget modules embed-amd.js defines itself
 
 # Runs before require.js (RequireJS reads a global `require` object as its configuration)
 # and before MathJax 3 replaces window.MathJax (so the shim is installed again once it has).
 WIDGET_SHIM = """\
-var require = {paths: {"@jupyter-widgets/html-manager": %s}};
+var require = {paths: %s};
 (function () {
   var hub = {Queue: function (cmd) {
     var el = cmd && cmd[2];
@@ -66,7 +71,12 @@ def mend_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, d
         first = min(i for i, js in enumerate(unique) if getattr(js, "priority", 500) == manager.priority
                     and str(getattr(js, "filename", "")) in app.config.nb_ipywidgets_js)
         cls = type(manager)
-        unique.insert(first, cls(None, priority=manager.priority, body=WIDGET_SHIM % json.dumps(base)))
+        # Each module's fonts sit beside its own address, so every name the file defines must map into
+        # dist/: "html-manager" itself too (mapped to the package root, its fonts went one folder up),
+        # and "html-manager/dist/..." by the longer, more specific prefix.
+        paths = {f"@jupyter-widgets/{name}": f"{base}/dist/{name}" for name in ("html-manager", *BUNDLED)}
+        paths["@jupyter-widgets/html-manager/dist"] = f"{base}/dist"
+        unique.insert(first, cls(None, priority=manager.priority, body=WIDGET_SHIM % json.dumps(paths)))
     scripts[:] = unique
 
 

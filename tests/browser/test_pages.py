@@ -179,7 +179,7 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
         assert values == (options or values), "the keyboard moves the slider through its values in order"
         assert len({s for _, _, s in seen}) == len(seen), "every position shows a different image"
     page.close()
-    assert log.errors == [] and log.unanswered == []
+    assert log.errors == [] and log.unanswered == [], (log.errors, log.unanswered)
 
 
 def test_widget_scripts_match_their_local_copies():
