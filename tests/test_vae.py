@@ -8,7 +8,7 @@ import torch
 
 from aebook.metrics import bernoulli_log_likelihood, elbo, importance_weighted_log_likelihood
 from aebook.models import VAE, reparameterise
-from aebook.penalties import GaussianKL, gaussian_kl
+from aebook.penalties import GaussianKL, gaussian_kl, gaussian_kl_per_unit
 from aebook.training import fit, set_seed
 
 
@@ -20,6 +20,12 @@ def test_kl_matches_a_monte_carlo_estimate():
     p = torch.distributions.Normal(0.0, 1.0).log_prob(h).sum(1)
     assert gaussian_kl(mu, logvar).item() == pytest.approx((q - p).mean().item(), rel=0.01)
     assert gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4)).abs().max() == 0  # q = p
+    # unit by unit, against the same draws: each unit's own Monte Carlo estimate
+    per_unit = gaussian_kl_per_unit(mu, logvar)
+    q_j = torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(h)
+    p_j = torch.distributions.Normal(0.0, 1.0).log_prob(h)
+    assert per_unit.shape == (1, 3) and torch.allclose(per_unit, (q_j - p_j).mean(0, keepdim=True), rtol=0.02, atol=2e-3)
+    assert torch.allclose(per_unit.sum(1), gaussian_kl(mu, logvar))
 
 
 def test_reparameterised_sample_has_the_right_moments_and_gradients():

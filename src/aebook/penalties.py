@@ -111,12 +111,18 @@ def encoder_jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor, h: torch.Tenso
     return jacobian_norm_sq(encoder, x)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, per row: (B, k), (B, k) -> (B,).
+def gaussian_kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu_j, exp(logvar_j)) || N(0, 1)) in nats for every unit j of every row: (B, k), (B, k) -> (B, k).
 
-    Closed form: 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
+    Closed form: 1/2 * (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
     """
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, per row: (B, k), (B, k) -> (B,); with a diagonal
+    covariance the units are independent, so it is the sum of `gaussian_kl_per_unit` over them."""
+    return gaussian_kl_per_unit(mu, logvar).sum(dim=1)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .metrics import pca_fit
+
 
 def _as_array(x: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -85,10 +87,8 @@ def sign_codes(x: torch.Tensor, directions: torch.Tensor, mean: torch.Tensor) ->
 
 
 def pca_directions(train_x: torch.Tensor, bits: int) -> torch.Tensor:
-    """The top ``bits`` principal directions of train_x (N, D): (bits, D), orthonormal rows."""
-    centred = train_x - train_x.mean(0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    return v[:bits]
+    """The top ``bits`` principal directions of train_x (N, D): (bits, D), orthonormal rows (the book's one PCA fit)."""
+    return torch.from_numpy(pca_fit(train_x, bits).components_).float()
 
 
 def random_directions(dim: int, bits: int, seed: int = 0) -> torch.Tensor:
