@@ -176,3 +176,11 @@ def test_pyproject_fits_colab():
     assert not any("==" in d or "<" in d for d in deps), "no pins or caps: Colab's versions must satisfy them"
     reqs = (ROOT / "requirements.txt").read_text().split("\n")
     assert [r for r in reqs if r.strip()][-1] == "-e ."
+
+
+def test_readme_package_table_lists_every_module_once():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## The package"):readme.index("## Sliders")]
+    listed = re.findall(r"^\| `aebook\.(\w+)` \|", section, flags=re.M)
+    modules = sorted(p.stem for p in (ROOT / "src" / "aebook").glob("*.py") if p.stem != "__init__")
+    assert sorted(listed) == modules, f"README's package table lists {sorted(listed)}; the package has {modules}"

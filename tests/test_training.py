@@ -268,3 +268,29 @@ def test_progress_bar_counts_epochs_and_an_early_stop_ends_complete(tiny, monkey
     assert bars[0].n == bars[0].total == 4
     assert bars[1].n == bars[1].total == len(h.val_loss) < 60  # stopped early, drawn as finished
     assert "val" in bars[1].postfix
+
+
+def test_batched_concatenates_in_order_and_restores_the_mode_also_on_error():
+    from aebook.training import batched
+
+    torch.manual_seed(0)
+    model = Autoencoder([6, 3]).train()
+    x = torch.rand(10, 6)
+    seen_modes = []
+
+    def codes(m, b):
+        seen_modes.append(m.training)
+        return m.encode(b)
+
+    with torch.no_grad():
+        out = batched(model, x, codes, 4, "cpu")
+        assert out.shape == (10, 3) and torch.allclose(out, model.eval().encode(x))
+    assert seen_modes == [False, False, False]  # batches of 4, 4 and 2, each in eval mode
+    model.train()
+
+    def fails(m, b):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        batched(model, x, fails, 4, "cpu")
+    assert model.training  # restored although fn raised

@@ -13,7 +13,7 @@ from torch import nn
 
 from .models import reparameterise
 from .penalties import gaussian_kl
-from .training import _batched
+from .training import batched
 
 
 def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
@@ -155,7 +155,7 @@ def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.G
                           for _ in range(samples)])  # (samples, B)
         return torch.stack([ll.mean(0), gaussian_kl(mu, logvar)], dim=1)
 
-    both = _batched(model, x, terms, batch_size, _device(model))
+    both = batched(model, x, terms, batch_size, _device(model))
     return both[:, 0], both[:, 1]
 
 
@@ -173,7 +173,7 @@ def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, sample
                  - _gaussian_log_density(h, mu, logvar))  # (K, B)
         return torch.logsumexp(log_w, dim=0) - math.log(samples)
 
-    return _batched(model, x, estimate, batch_size, _device(model))
+    return batched(model, x, estimate, batch_size, _device(model))
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -293,25 +293,32 @@ def evaluate(model: nn.Module, x: torch.Tensor, *, loss: str = "mse", batch_size
 def reconstruct(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
                 device: str | torch.device = "auto") -> torch.Tensor:
     """g(f(x)) for x (N, D), in eval mode and in batches; returned on the CPU."""
-    return _batched(model, x, lambda m, b: m(b), batch_size, device)
+    return batched(model, x, lambda m, b: m(b), batch_size, device)
 
 
 @torch.no_grad()
 def encode(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
            device: str | torch.device = "auto") -> torch.Tensor:
     """The codes f(x), (N, k), in eval mode and in batches; returned on the CPU."""
-    return _batched(model, x, lambda m, b: m.encode(b), batch_size, device)
+    return batched(model, x, lambda m, b: m.encode(b), batch_size, device)
 
 
-def _batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-             batch_size: int, device: str | torch.device) -> torch.Tensor:
+def batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+            batch_size: int, device: str | torch.device) -> torch.Tensor:
+    """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode on ``device``.
+
+    Each result (B, ...) is moved to the CPU and the results are concatenated, (N, ...). The model
+    stays on ``device``; its training mode is restored afterwards, also when ``fn`` raises.
+    The caller chooses whether gradients are tracked (the package's callers use no_grad).
+    """
     dev = resolve_device(device)
     x = as_float_data(x, "x")
     was_training = model.training
     model.to(dev).eval()
-    out = torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
-    model.train(was_training)
-    return out
+    try:
+        return torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
+    finally:
+        model.train(was_training)
 
 
 # --- Greedy layer-wise pretraining (Hinton & Salakhutdinov 2006; Bengio et al. 2007) -------
