@@ -179,7 +179,7 @@ def main() -> None:
              f"| `fit` overhead over the bare loop (median of paired rounds) | {100 * (fit_ratio - 1):+.1f}% | within 10% |",
              f"| one `fit` epoch, convolutional (32, 64 channels, k = 30) on 4,000 images | {conv_fit_s * 1000:.0f} ms | |",
              f"| one bare PyTorch epoch, same model and batches | {conv_bare_s * 1000:.0f} ms | |",
-             f"| `fit` overhead over the bare loop, convolutional | {100 * (conv_ratio - 1):+.1f}% "
+             f"| `fit` overhead over the bare loop, convolutional (median of paired rounds) | {100 * (conv_ratio - 1):+.1f}% "
              f"| within 10% |"]
     if not args.skip_notebooks:
         print("notebooks (each in a fresh kernel; cold = empty cache, warm = second run):", flush=True)
