@@ -39,8 +39,8 @@ def pack_bits(codes: torch.Tensor | np.ndarray) -> np.ndarray:
 def hamming_nearest(database: np.ndarray, queries: np.ndarray, k: int = 10, batch_size: int = 256) -> np.ndarray:
     """Indices (Q, k) of each query's k nearest database codes by Hamming distance, nearest first.
 
-    database (N, B), queries (Q, B): codes packed by `pack_bits`. Ties keep the database order
-    (a stable sort), so the result is the same on every run.
+    database (N, B), queries (Q, B): codes packed by `pack_bits`. Ties keep the database order (the
+    search ranks by distance, then by index), so the result is the same on every run.
     """
     if database.dtype != np.uint8 or queries.dtype != np.uint8 or database.shape[1:] != queries.shape[1:]:
         raise ValueError("expected two packed uint8 code arrays (from pack_bits) with the same number of bytes")
