@@ -115,15 +115,30 @@ def test_glue_roles_are_well_formed(path):
     # A malformed role ({glue:text}`name:.1f}` with a brace for the closing backtick) shows raw on the page.
     prose = "\n".join(_src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown")
     roles = re.findall(r"\{glue:\w+\}`([^`]*)`", prose)
-    bad = [r for r in roles if not re.fullmatch(r"\w+(:[^`{}]*)?", r)]
+    bad = [r for r in roles if not GLUE_ROLE.fullmatch(r)]
     assert not bad, f"malformed glue roles: {bad}"
     assert prose.count("{glue:") == len(roles), "a glue role without its closing backtick"
 
 
-def test_malformed_glue_role_is_caught(tmp_path):
-    # the check above, on a role with the bug it is there for
-    role = re.findall(r"\{glue:\w+\}`([^`]*)`", "{glue:text}`max_plus_angle:.1f}` and more `x`")[0]
-    assert not re.fullmatch(r"\w+(:[^`{}]*)?", role)
+# A glue role's content: a name, then optionally ":" and a Python format spec
+# ([[fill]align][sign][z][#][0][width][grouping][.precision][type]), nothing else.
+GLUE_ROLE = re.compile(r"\w+(:(.?[<>=^])?[-+ ]?z?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?)?")
+
+
+@pytest.mark.parametrize("prose", [
+    "{glue:text}`max_plus_angle:.1f}` and more `x`",  # a brace for the closing backtick
+    "{glue:text}`ratio:.2f and then `code` follows",  # no closing backtick, inline code after it
+    "{glue:text}`ratio:.2f, the rest` of it",  # prose inside the role
+])
+def test_malformed_glue_role_is_caught(prose):
+    # the check above, on roles with the bugs it is there for
+    role = re.findall(r"\{glue:\w+\}`([^`]*)`", prose)[0]
+    assert not GLUE_ROLE.fullmatch(role)
+
+
+@pytest.mark.parametrize("role", ["best_fc", "ratio:.3f", "weights:,", "share:.1f", "n:>9,", "p:.0%", "x: .2e"])
+def test_well_formed_glue_roles_pass(role):
+    assert GLUE_ROLE.fullmatch(role)
 
 
 def test_config_executes_and_fails_on_errors():
