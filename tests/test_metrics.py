@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,3 +133,18 @@ def test_grey_share_counts_the_pixels_strictly_between_the_bounds():
     assert metrics.grey_share(x, low=0.0, high=1.0) == pytest.approx(6 / 8)
     with pytest.raises(ValueError, match="low < high"):
         metrics.grey_share(x, low=0.8, high=0.2)
+
+
+def test_paired_bootstrap_brackets_the_mean_and_finds_a_tie():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1, 500)
+    mean, lo, hi = metrics.paired_bootstrap(a + 0.5, a)  # a constant difference: no spread at all
+    assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    noise = rng.normal(0, 1, 500)
+    mean, lo, hi = metrics.paired_bootstrap(a + noise, a)  # mean difference ~0: the interval holds 0
+    assert lo < mean < hi and lo < 0 < hi
+    assert hi - lo == pytest.approx(2 * 1.96 / np.sqrt(500), rel=0.25)  # about the normal interval's width
+    mean, lo, hi = metrics.paired_bootstrap(a + noise + 1, a)
+    assert lo > 0.7
+    with pytest.raises(ValueError, match="paired"):
+        metrics.paired_bootstrap(a, a[:10])

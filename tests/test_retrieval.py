@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from aebook.models import Autoencoder, AEConfig, CodeNoise
-from aebook.retrieval import (hamming_nearest, nearest, pack_bits, pca_directions, precision_at_k,
-                              random_directions, sign_codes)
+from aebook.retrieval import (code_table, hamming_distances, hamming_nearest, lookup_within, nearest, pack_bits,
+                              pca_directions, precision_at_k, precision_within_radius, random_directions,
+                              sign_codes)
 
 
 def test_nearest_matches_a_brute_force_sort():
@@ -79,3 +80,42 @@ def test_code_noise_only_while_training_and_in_the_key():
     assert set(plain.state_dict()) == set(ae.state_dict())  # the noise has no weights
     with pytest.raises(ValueError, match="code_noise"):
         AEConfig((784, 8), code_noise=-1.0)
+
+
+@pytest.mark.parametrize("bits", [12, 32])  # 12: two bytes, no machine word; 32: one word
+def test_hamming_distances_count_differing_bits(bits):
+    rng = np.random.default_rng(2)
+    db, q = rng.integers(0, 2, (50, bits)), rng.integers(0, 2, (9, bits))
+    want = (q[:, None, :] != db[None, :, :]).sum(2)
+    assert np.array_equal(hamming_distances(pack_bits(db), pack_bits(q)), want)
+
+
+def test_precision_within_radius_by_hand():
+    db = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 1], [1, 1, 1, 1]])
+    db_y = np.array([0, 0, 1, 1])
+    q = np.array([[0, 0, 0, 0], [1, 1, 0, 0]])
+    q_y = np.array([0, 1])
+    # query 0: rows 0, 1 (distance 0, 1) and 2 (distance 2) -> 2 of 3 right; query 1: rows 0 (2), 3 (2) -> 1 of 2
+    precision, empty = precision_within_radius(pack_bits(db), pack_bits(q), db_y, q_y, radius=2)
+    assert precision == pytest.approx((2 / 3 + 1 / 2) / 2) and empty == 0
+    # radius 0: query 0 finds row 0 (right); query 1 finds nothing and counts 0
+    precision, empty = precision_within_radius(pack_bits(db), pack_bits(q), db_y, q_y, radius=0)
+    assert precision == pytest.approx(0.5) and empty == pytest.approx(0.5)
+
+
+def test_address_lookup_finds_exactly_the_codes_within_the_radius():
+    rng = np.random.default_rng(3)
+    db = pack_bits(rng.integers(0, 2, (400, 16)))
+    db[7] = db[3]  # two rows share an address
+    table = code_table(db)
+    assert table[db[3].tobytes()] == [3, 7]
+    q = pack_bits(rng.integers(0, 2, (20, 16)))
+    dist = hamming_distances(db, q)
+    for i in range(len(q)):
+        assert sorted(lookup_within(table, q[i], radius=2)) == np.flatnonzero(dist[i] <= 2).tolist()
+
+
+def test_precision_at_k_per_query():
+    neighbours = np.array([[0, 1], [2, 3]])
+    each = precision_at_k(neighbours, np.array([0, 1, 1, 1]), np.array([0, 1]), per_query=True)
+    assert each.tolist() == [0.5, 1.0]

@@ -37,6 +37,19 @@ def psnr(clean: torch.Tensor, other: torch.Tensor, max_value: float = 1.0) -> fl
     return torch.mean(10 * torch.log10(max_value**2 / per_image)).item()
 
 
+def paired_bootstrap(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, resamples: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over paired measurements (N,) each (the same queries or images scored two ways),
+    with a 95% percentile bootstrap interval: (mean, low, high). An interval that holds 0 is a tie."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
+        raise ValueError(f"need two paired 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}")
+    d = a - b
+    idx = np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))
+    means = d[idx].mean(1)
+    return float(d.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
 def grey_share(x: torch.Tensor, low: float = 0.2, high: float = 0.8) -> float:
     """Share of the pixels of images x (N, D) strictly between ``low`` and ``high``: a blur measure.
 

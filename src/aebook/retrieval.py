@@ -4,6 +4,8 @@ random-projection hashing)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
@@ -36,31 +38,79 @@ def pack_bits(codes: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.packbits(c.astype(np.uint8), axis=1)
 
 
+def hamming_distances(database: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Hamming distances (Q, N) int32 between packed codes: database (N, B), queries (Q, B) from `pack_bits`.
+
+    Exhaustive: one XOR and one popcount per pair (per machine word, for codes of 1, 2, 4 or 8 bytes).
+    """
+    _check_packed(database, queries)
+    width = database.shape[1]
+    if width in _WORDS:  # 1, 2, 4 or 8 bytes: one machine word per code
+        database, queries = (np.ascontiguousarray(a).view(_WORDS[width])[:, 0] for a in (database, queries))
+    diff = np.bitwise_count(queries[:, None] ^ database[None, :])  # (Q, N) or (Q, N, bytes)
+    return (diff if diff.ndim == 2 else diff.sum(axis=2, dtype=np.int32)).astype(np.int32)
+
+
 def hamming_nearest(database: np.ndarray, queries: np.ndarray, k: int = 10, batch_size: int = 256) -> np.ndarray:
     """Indices (Q, k) of each query's k nearest database codes by Hamming distance, nearest first.
 
     database (N, B), queries (Q, B): codes packed by `pack_bits`. Ties keep the database order (the
     search ranks by distance, then by index), so the result is the same on every run.
     """
-    if database.dtype != np.uint8 or queries.dtype != np.uint8 or database.shape[1:] != queries.shape[1:]:
-        raise ValueError("expected two packed uint8 code arrays (from pack_bits) with the same number of bytes")
+    _check_packed(database, queries)
     _check(database, queries, k)
     n = len(database)
-    width = database.shape[1]
-    if width in _WORDS:  # 1, 2, 4 or 8 bytes: one machine word per code, one XOR and one popcount per pair
-        database, queries = (np.ascontiguousarray(a).view(_WORDS[width])[:, 0] for a in (database, queries))
     index = torch.arange(n, dtype=torch.int32)
     out = []
     for start in range(0, len(queries), batch_size):
-        q = queries[start:start + batch_size]
-        diff = np.bitwise_count(q[:, None] ^ database[None, :])  # (b, N) or (b, N, bytes)
-        dist = torch.from_numpy(diff if diff.ndim == 2 else diff.sum(axis=2, dtype=np.int32)).to(torch.int32)
+        dist = torch.from_numpy(hamming_distances(database, queries[start:start + batch_size]))  # (b, N)
         keyed = dist * n + index  # unique keys ordered by (distance, index): ties keep database order
         out.append(torch.topk(keyed, k, dim=1, largest=False, sorted=True).indices.numpy())
     return np.concatenate(out)
 
 
+def precision_within_radius(database: np.ndarray, queries: np.ndarray, database_labels: torch.Tensor | np.ndarray,
+                            query_labels: torch.Tensor | np.ndarray, radius: int = 2) -> tuple[float, float]:
+    """Salakhutdinov & Hinton's protocol: every database code within Hamming ``radius`` of the query is
+    returned, however many (no ties to break). Returns (mean precision over queries, a query that
+    returns nothing counting 0; the share of queries that return nothing). Packed codes as in
+    `hamming_distances`."""
+    db_y, q_y = _as_array(database_labels), _as_array(query_labels)
+    within = hamming_distances(database, queries) <= radius  # (Q, N)
+    found = within.sum(1)
+    hits = (within & (db_y[None, :] == q_y[:, None])).sum(1)
+    precision = np.where(found > 0, hits / np.maximum(found, 1), 0.0)
+    return float(precision.mean()), float((found == 0).mean())
+
+
+def code_table(database: np.ndarray) -> dict[bytes, list[int]]:
+    """The database's packed codes (N, B) as addresses: code -> the indices of the rows that have it."""
+    table: dict[bytes, list[int]] = {}
+    for i, row in enumerate(database):
+        table.setdefault(row.tobytes(), []).append(i)
+    return table
+
+
+def lookup_within(table: dict[bytes, list[int]], query: np.ndarray, radius: int) -> list[int]:
+    """Database indices whose code is within Hamming ``radius`` of one packed query code (B,), found by
+    visiting every address that differs from the query in at most ``radius`` bits: no comparison with
+    the stored codes, so the time depends on the number of addresses, not on the database size."""
+    bits = np.unpackbits(query)
+    found: list[int] = []
+    for r in range(radius + 1):
+        for flip in itertools.combinations(range(len(bits)), r):
+            b = bits.copy()
+            b[list(flip)] ^= 1
+            found += table.get(np.packbits(b).tobytes(), [])
+    return found
+
+
 _WORDS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _check_packed(database: np.ndarray, queries: np.ndarray) -> None:
+    if database.dtype != np.uint8 or queries.dtype != np.uint8 or database.shape[1:] != queries.shape[1:]:
+        raise ValueError("expected two packed uint8 code arrays (from pack_bits) with the same number of bytes")
 
 
 def _check(database, queries, k: int) -> None:
@@ -72,12 +122,14 @@ def _check(database, queries, k: int) -> None:
 
 
 def precision_at_k(neighbours: np.ndarray, database_labels: torch.Tensor | np.ndarray,
-                   query_labels: torch.Tensor | np.ndarray) -> float:
-    """The share of the neighbours (Q, k) whose label is their query's: mean precision at k, in [0, 1]."""
+                   query_labels: torch.Tensor | np.ndarray, per_query: bool = False) -> float | np.ndarray:
+    """The share of the neighbours (Q, k) whose label is their query's: mean precision at k, in [0, 1]
+    (or each query's, (Q,), with ``per_query``: for paired comparisons of two searches)."""
     db_y, q_y = _as_array(database_labels), _as_array(query_labels)
     if len(neighbours) != len(q_y):
         raise ValueError(f"need one row of neighbours per query label, got {len(neighbours)} and {len(q_y)}")
-    return float((db_y[neighbours] == q_y[:, None]).mean())
+    each = (db_y[neighbours] == q_y[:, None]).mean(1)
+    return each if per_query else float(each.mean())
 
 
 def sign_codes(x: torch.Tensor, directions: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
