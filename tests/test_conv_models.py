@@ -34,6 +34,24 @@ def test_sides_halve_with_each_convolution_and_come_back():
     assert model(torch.rand(2, 784)).shape == (2, 784)
 
 
+def test_a_smaller_spatial_code_through_1x1_convolutions():
+    model = ConvAutoencoder((8, 16), code=None, map_channels=1)
+    x = torch.rand(3, 784)
+    h = model.encode(x)
+    assert h.shape == (3, 49) == (3, model.code_size) and model(x).shape == (3, 784)
+    # the code is still a map: moving the digit by 4 pixels (one cell of the 7 x 7 map, away from the
+    # border) moves the code by one cell, as a stride of 4 in all promises
+    digit = torch.zeros(1, 28, 28)
+    digit[0, 8:16, 8:14] = 1
+    a = model.encode(digit.reshape(1, 784)).reshape(7, 7)
+    b = model.encode(torch.roll(digit, (4, 4), dims=(1, 2)).reshape(1, 784)).reshape(7, 7)
+    assert torch.allclose(b[2:, 2:], a[1:-1, 1:-1], atol=1e-6)  # the border cells see the zero padding
+    assert count_parameters(model) == count_parameters(ConvAutoencoder((8, 16), code=None)) + (16 + 1) + (16 + 16)
+    assert "map of 1" in repr(model)
+    with pytest.raises(ValueError, match="map_channels"):
+        ConvAutoencoder((8, 16), code=30, map_channels=1)
+
+
 def test_weight_count_of_the_issue_probe():
     # two stride-2 3x3 convolutions (32, 64 channels), a 30-number code, and the mirror: about 229,000
     convs = (1 * 32 * 9 + 32) + (32 * 64 * 9 + 64)

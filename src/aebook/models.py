@@ -221,6 +221,7 @@ class ConvConfig:
     side: int = 28  # images are side x side pixels, one channel, passed flat as (N, side * side)
     hidden: str = "relu"  # activation after every convolution but the last, and after the decoder's dense layer
     out: str = "sigmoid"  # activation of the reconstruction r
+    map_channels: int | None = None  # with code=None: a 1x1 convolution to this many maps makes a smaller spatial code
 
     def __post_init__(self) -> None:
         if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
@@ -233,6 +234,11 @@ class ConvConfig:
             object.__setattr__(self, "code", _whole(self.code, "code width"))
             if self.code < 1:
                 raise ValueError(f"code must be a width >= 1, or None for a spatial code map; got {self.code}")
+        if self.map_channels is not None:
+            object.__setattr__(self, "map_channels", _whole(self.map_channels, "map_channels"))
+            if self.code is not None or self.map_channels < 1:
+                raise ValueError(f"map_channels (a spatial code of that many maps) needs code=None and a count "
+                                 f">= 1; got code={self.code}, map_channels={self.map_channels}")
         side = _whole(self.side, "side")
         object.__setattr__(self, "side", side)
         if side < 2 ** len(chans):
@@ -264,16 +270,21 @@ class ConvAutoencoder(FlatAutoencoder):
     """
 
     def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64), code: int | None = 30,
-                 upsample: str = "transpose", side: int = 28, hidden: str = "relu", out: str = "sigmoid") -> None:
+                 upsample: str = "transpose", side: int = 28, hidden: str = "relu", out: str = "sigmoid",
+                 map_channels: int | None = None) -> None:
         super().__init__()
-        self.config = c = ConvConfig(channels, code, upsample, side, hidden, out)
+        self.config = c = ConvConfig(channels, code, upsample, side, hidden, out, map_channels)
         sides, last = c.sides, c.channels[-1]
         flat = last * sides[-1] ** 2  # the last feature map, flattened
         enc: list[nn.Module] = [nn.Unflatten(1, (1, c.side, c.side))]
         for c_in, c_out in zip((1, *c.channels[:-1]), c.channels):
             enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), *_act(hidden)]
-        enc.append(nn.Flatten())
         dec: list[nn.Module] = []
+        if map_channels is not None:  # a spatial code of fewer maps: 1x1 convolutions down and back up
+            enc.append(nn.Conv2d(last, map_channels, 1))
+            dec += [nn.Unflatten(1, (map_channels, sides[-1], sides[-1])), nn.Conv2d(map_channels, last, 1),
+                    *_act(hidden), nn.Flatten()]  # flattened again, so the shared Unflatten below serves it too
+        enc.append(nn.Flatten())
         if code is not None:  # a dense code: one linear layer each way between it and the feature map
             enc.append(nn.Linear(flat, c.code))
             dec += [nn.Linear(c.code, flat), *_act(hidden)]
@@ -291,7 +302,7 @@ class ConvAutoencoder(FlatAutoencoder):
     @classmethod
     def from_config(cls, config: ConvConfig | dict) -> "ConvAutoencoder":
         c = config if isinstance(config, ConvConfig) else ConvConfig(**config)
-        return cls(c.channels, c.code, c.upsample, c.side, c.hidden, c.out)
+        return cls(c.channels, c.code, c.upsample, c.side, c.hidden, c.out, c.map_channels)
 
     @property
     def input_size(self) -> int:
@@ -300,11 +311,14 @@ class ConvAutoencoder(FlatAutoencoder):
     @property
     def code_size(self) -> int:
         c = self.config
-        return c.code if c.code is not None else c.channels[-1] * c.sides[-1] ** 2
+        if c.code is not None:
+            return c.code
+        return (c.map_channels or c.channels[-1]) * c.sides[-1] ** 2
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"channels={'-'.join(map(str, c.channels))}, code={c.code if c.code is not None else 'map'}, "
+        code = c.code if c.code is not None else f"map of {c.map_channels}" if c.map_channels else "map"
+        return (f"channels={'-'.join(map(str, c.channels))}, code={code}, "
                 f"upsample={c.upsample}, side={c.side}, out={c.out}")
 
 
