@@ -58,7 +58,12 @@ SLOW_COMPARISONS = {
     # decoder, and the pair retrained on shifted digits
     "07_convolutional": ("deep-shallow", "deep-one_hidden_layer", "deep-one_wide_hidden_layer",
                          *(f"deep-stack-layer{i}" for i in range(3)), "deep-deep__pretrained",
-                         "conv-16-32-resize", "conv-fc-1024-shifted", "conv-32-64-shifted"),
+                         "conv-16-32-resize", "conv-fc-1024-shifted", "conv-32-64-shifted",
+                         # the second rigour pass: the small fully connected baselines (the linear one is
+                         # chapter 6's), the best model of each family from seeds 1 and 2, the learning-rate check
+                         "deep-linear", "deep-conv-chapter_784-32-30",
+                         *(f"deep-one_wide_hidden_layer-seed{s}" for s in (1, 2)),
+                         *(f"conv-32-64-seed{s}" for s in (1, 2)), "conv-8-16-lr-0_001"),
 }
 
 
