@@ -20,9 +20,14 @@ def test_figure_png_is_a_closed_png():
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
 
 
-def test_panel_escapes_its_caption():
+def test_panel_escapes_its_caption_and_gives_its_image_alt_text():
     p = aw.panel(b"x", "k < 8 & more")
-    assert "k &lt; 8 &amp; more" in _caption(p) and p.children[1].format == "png"
+    assert "k &lt; 8 &amp; more" in _caption(p)
+    img = p.children[1].value
+    assert img.startswith('<img class="aebook-panel" src="data:image/png;base64,eA=="')  # b"x", inline
+    assert 'alt="k &lt; 8 &amp; more"' in img  # the caption, when no alt text is given
+    p = aw.panel(b"x", "k = 8", alt='ten digits and their "reconstructions"')
+    assert 'alt="ten digits and their &quot;reconstructions&quot;"' in p.children[1].value
 
 
 def test_ipywidgets8_links_slider_to_stack_in_the_browser(monkeypatch):

@@ -10,6 +10,7 @@ there a kernel callback swaps the shown panel instead.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 from typing import Mapping, Sequence
@@ -54,10 +55,14 @@ def has_stack() -> bool:
     return hasattr(widgets, "Stack")
 
 
-def panel(png: bytes, caption: str) -> widgets.VBox:
-    """One slider position: a caption line above a PNG image."""
+def panel(png: bytes, caption: str, alt: str | None = None) -> widgets.VBox:
+    """One slider position: a caption line above a PNG image, with ``alt`` text for readers who do not
+    see it (the caption when not given). The image is an HTML <img> with the PNG inline, because an
+    ipywidgets ``Image`` has no alt text."""
     text = widgets.HTML(f'<div class="aebook-caption">{html.escape(caption)}</div>')
-    return widgets.VBox([text, widgets.Image(value=png, format="png")])
+    src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    image = widgets.HTML(f'<img class="aebook-panel" src="{src}" alt="{html.escape(alt or caption)}">')
+    return widgets.VBox([text, image])
 
 
 def _switcher(children: Sequence[widgets.Widget], control: widgets.Widget) -> widgets.Widget:
