@@ -153,7 +153,12 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
     for i in range(handles.count()):
         box = page.locator(".widget-slider").nth(i).locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
         readout = page.locator(".widget-slider").nth(i).locator(".widget-readout")
-        options = sliders[i]["state"].get("_options_labels")
+        # The slider's model, found by its label (the order of models in the saved state need not be
+        # the order of the sliders on the page).
+        label = page.locator(".widget-slider").nth(i).locator(".widget-label").inner_text().strip()
+        model = [m for m in sliders if m["state"].get("description") == label]
+        assert len(model) == 1, f"one slider model labelled {label!r}"
+        options = model[0]["state"].get("_options_labels")
         seen = []
         for step in range(len(options) if options else 3):
             value = readout.inner_text().strip()
@@ -206,3 +211,80 @@ def test_widget_javascript_is_added_once_per_page():
 @pytest.mark.parametrize("page_path", PAGES)
 def test_page_size(page_path):
     assert (HTML / page_path).stat().st_size < 5_000_000, "each chapter page stays under 5 MB"
+
+
+CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
+
+
+def _open_static(browser, server, page_path: str, width: int = 1280):
+    """A page at a laptop's width (or ``width``), loaded with its widgets, every folded input opened."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    PageLog(page)  # answers the CDN requests from the local copies
+    page.goto(f"{server}/{page_path}", wait_until="load")
+    if _widget_state(page_path):
+        page.wait_for_selector(".jupyter-widgets", timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_code_fits_the_column(browser, server, page_path):
+    # At 1280 px no code input scrolls sideways, folded ones included (opened for the measurement).
+    page = _open_static(browser, server, page_path)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    wide = page.evaluate("""Array.from(document.querySelectorAll('.cell_input pre'))
+        .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+        .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
+    page.close()
+    assert wide == [], f"{len(wide)} code inputs scroll sideways; their longest lines: {wide[:5]}"
+
+
+@pytest.mark.parametrize("page_path", CHAPTERS)
+def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, page_path):
+    page = _open_static(browser, server, page_path)
+    first = page.locator(".cell").first
+    assert "tag_hide-input" in (first.get_attribute("class") or ""), "the setup cell is tagged hide-input"
+    assert first.locator(".cell_input pre").first.is_visible() is False, "its code is folded on the page"
+    # Above the setup cell there is the chapter's title and its motivation, in prose.
+    prose = page.evaluate("""(() => {
+        const cell = document.querySelector('.cell');
+        let text = '', node = cell.previousElementSibling;
+        while (node) { text = node.textContent + text; node = node.previousElementSibling; }
+        return text.trim().length;
+    })()""")
+    page.close()
+    assert prose > 200, "the page opens with its prose, not with plumbing"
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_every_figure_has_alt_text(browser, server, page_path):
+    page = _open_static(browser, server, page_path)
+    bad = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
+        .map(img => ({src: (img.currentSrc || img.src).slice(0, 80), alt: (img.getAttribute('alt') || '').trim()}))
+        .filter(i => i.alt.length < 15 || /\\.(png|jpe?g|svg)$/i.test(i.alt) || i.alt.includes('_images/'))""")
+    page.close()
+    assert bad == [], f"images without alt text that says what they show: {bad[:5]}"
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_figures_stay_readable_in_dark_mode(browser, server, page_path):
+    # In the theme's dark mode a transparent figure would show its black text on a dark page: every
+    # figure must be opaque (its corners drawn, not see-through), so it keeps its own light background.
+    page = _open_static(browser, server, page_path)
+    page.evaluate("document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'")
+    page.wait_for_timeout(200)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") not in ("rgb(255, 255, 255)",
+                                                                                "rgba(0, 0, 0, 0)"), \
+        "the page switched to dark mode"
+    see_through = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
+        .filter(img => img.complete && img.naturalWidth > 0)
+        .filter(img => {
+            const c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const g = c.getContext('2d');
+            g.drawImage(img, 0, 0);
+            const corners = [[0, 0], [c.width - 1, 0], [0, c.height - 1], [c.width - 1, c.height - 1]];
+            return corners.some(([x, y]) => g.getImageData(x, y, 1, 1).data[3] < 255);
+        }).map(img => (img.getAttribute('alt') || img.src).slice(0, 80))""")
+    page.close()
+    assert see_through == [], f"transparent figures, unreadable in dark mode: {see_through}"
