@@ -1,4 +1,4 @@
-"""A small Sphinx extension that mends the script tags of the built pages.
+"""A small Sphinx extension that mends the script tags of the built pages (and the bibliography's list roles).
 
 Three problems show up as JavaScript errors in a reader's browser console:
 
@@ -80,6 +80,16 @@ def mend_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, d
     scripts[:] = unique
 
 
+def mend_bibliography(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Docutils writes the bibliography as a role="list" whose entries have the deprecated DPUB role
+    doc-biblioentry, so the list has no list items (Lighthouse's aria-deprecated-role and
+    aria-required-children): the entries become list items."""
+    body = context.get("body")
+    if isinstance(body, str) and 'role="doc-biblioentry"' in body:
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", mend_scripts, priority=900)  # after myst-nb adds its widget scripts
+    app.connect("html-page-context", mend_bibliography)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
