@@ -118,8 +118,9 @@ class PageLog:
         return route.fulfill(path=str(path), headers={"Access-Control-Allow-Origin": "*"})
 
 
-def open_page(browser, server, page_path: str):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+def open_page(browser, server, page_path: str, width: int = 1280):
+    """A page at a laptop's width (or ``width``), loaded with its widgets: the page and its PageLog."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
     log = PageLog(page)
     page.goto(f"{server}/{page_path}", wait_until="load")
     if _widget_state(page_path):
@@ -216,21 +217,10 @@ def test_page_size(page_path):
 CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
 
 
-def _open_static(browser, server, page_path: str, width: int = 1280):
-    """A page at a laptop's width (or ``width``), loaded with its widgets, every folded input opened."""
-    page = browser.new_page(viewport={"width": width, "height": 900})
-    PageLog(page)  # answers the CDN requests from the local copies
-    page.goto(f"{server}/{page_path}", wait_until="load")
-    if _widget_state(page_path):
-        page.wait_for_selector(".jupyter-widgets", timeout=30_000)
-    page.wait_for_load_state("networkidle")
-    return page
-
-
 @pytest.mark.parametrize("page_path", PAGES)
 def test_code_fits_the_column(browser, server, page_path):
     # At 1280 px no code input scrolls sideways, folded ones included (opened for the measurement).
-    page = _open_static(browser, server, page_path)
+    page, _ = open_page(browser, server, page_path)
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     wide = page.evaluate("""Array.from(document.querySelectorAll('.cell_input pre'))
         .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
@@ -241,7 +231,7 @@ def test_code_fits_the_column(browser, server, page_path):
 
 @pytest.mark.parametrize("page_path", CHAPTERS)
 def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, page_path):
-    page = _open_static(browser, server, page_path)
+    page, _ = open_page(browser, server, page_path)
     first = page.locator(".cell").first
     assert "tag_hide-input" in (first.get_attribute("class") or ""), "the setup cell is tagged hide-input"
     assert first.locator(".cell_input pre").first.is_visible() is False, "its code is folded on the page"
@@ -258,7 +248,7 @@ def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, pag
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_every_figure_has_alt_text(browser, server, page_path):
-    page = _open_static(browser, server, page_path)
+    page, _ = open_page(browser, server, page_path)
     bad = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
         .map(img => ({src: (img.currentSrc || img.src).slice(0, 80), alt: (img.getAttribute('alt') || '').trim()}))
         .filter(i => i.alt.length < 15 || /\\.(png|jpe?g|svg)$/i.test(i.alt) || i.alt.includes('_images/'))""")
@@ -270,7 +260,7 @@ def test_every_figure_has_alt_text(browser, server, page_path):
 def test_figures_stay_readable_in_dark_mode(browser, server, page_path):
     # In the theme's dark mode a transparent figure would show its black text on a dark page: every
     # figure must be opaque (its corners drawn, not see-through), so it keeps its own light background.
-    page = _open_static(browser, server, page_path)
+    page, _ = open_page(browser, server, page_path)
     page.evaluate("document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'")
     page.wait_for_timeout(200)
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") not in ("rgb(255, 255, 255)",
