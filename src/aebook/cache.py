@@ -181,13 +181,22 @@ def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any
     return {
         "format": FORMAT,
         "aebook": __version__,
-        "code": {m.__name__: _sha(inspect.getsource(m)) for m in _WEIGHT_CODE},
+        "code": {m.__name__: _sha(inspect.getsource(m)) for m in _weight_code(model)},
         "model": describe(type(model)),
         "config": config,
         "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
         "fit": describe({k: v for k, v in fit_kwargs.items() if k not in _NOT_IN_KEY and not _is_default(k, v)}),
     }
+
+
+def _weight_code(model: nn.Module) -> list[types.ModuleType]:
+    """`_WEIGHT_CODE`, and the package module the model's class comes from (`aebook.sae`, say) if it is another."""
+    modules = list(_WEIGHT_CODE)
+    own = inspect.getmodule(type(model))
+    if own is not None and own.__name__.startswith(f"{__package__}.") and own not in modules:
+        modules.append(own)
+    return modules
 
 
 def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model",

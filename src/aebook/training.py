@@ -76,12 +76,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse") -> torch.Tensor:
-    """Mean over batch and pixels. r, x: (B, D)."""
+def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse",
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over batch and pixels. r, x: (B, D); ``weight`` (D,), if given, scales each dimension's error
+    (a toy model's feature importance), still divided by D."""
     if loss == "mse":
-        return F.mse_loss(r, x)
+        return F.mse_loss(r, x) if weight is None else ((r - x).pow(2) * weight).mean()
     if loss == "bce":
-        return F.binary_cross_entropy(r, x)
+        return F.binary_cross_entropy(r, x, weight=None if weight is None else weight.expand_as(r))
     raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
 
 
@@ -115,8 +117,13 @@ def _check_data(x: torch.Tensor, name: str, width: int | None = None) -> None:
 
 
 def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                    loss: str, schedule: str, val_x: torch.Tensor | None, patience: int | None) -> None:
+                    loss: str, schedule: str, val_x: torch.Tensor | None, patience: int | None,
+                    loss_weight: torch.Tensor | None) -> None:
     _check_data(train_x, "train_x")
+    if loss_weight is not None and (not isinstance(loss_weight, torch.Tensor) or loss_weight.shape != train_x.shape[1:]
+                                    or not bool((loss_weight >= 0).all() & torch.isfinite(loss_weight).all())):
+        raise ValueError(f"loss_weight must be a tensor of {train_x.shape[1]} finite weights >= 0, one per dimension "
+                         f"of train_x, got {getattr(loss_weight, 'shape', loss_weight)!r}")
     if val_x is not None:
         _check_data(val_x, "val_x", train_x.shape[1])
     if epochs < 1 or batch_size < 1 or not 0 < lr < math.inf:
@@ -147,7 +154,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
         seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
         val_x: torch.Tensor | None = None, patience: int | None = None,
         penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
-        progress: bool = True, augment: Augmentation | None = None, track: Tracker | None = None) -> History:
+        progress: bool = True, augment: Augmentation | None = None, track: Tracker | None = None,
+        loss_weight: torch.Tensor | None = None) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
@@ -155,7 +163,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     ``augment(x)`` (randomly shifted images, say), which is then both the input and the target.
     ``track(model)``, if given, is called after every epoch with the model in eval mode; the numbers
     it returns are kept in ``history.tracked`` (it should draw any randomness from its own generator,
-    so that watching a run does not change it). ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
+    so that watching a run does not change it). ``loss_weight`` (D,) weighs each dimension's reconstruction
+    error, in training and validation: a toy model's feature importance. ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
     model settle into its optimum instead of jittering around it at a constant step size. Batches are
     sliced from the in-memory tensor in an order drawn from ``seed``, so on the CPU the same seed, the
     same initial weights and the same number of threads give bit-identical losses (another thread
@@ -175,8 +184,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     lr, weight_decay = float(lr), float(weight_decay)
     if patience is not None:
         patience = _as_int(patience, "patience")
-    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x, patience)
+    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x, patience, loss_weight)
     dev = resolve_device(device)
+    weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     gen = torch.Generator(device=dev).manual_seed(seed)
     model.to(dev)
@@ -197,7 +207,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             x = x_all[idx] if augment is None else augment(x_all[idx], gen)
             x_in = corrupt(x, gen) if corrupt is not None else x
             h = model.encode(x_in)
-            objective = reconstruction_loss(model.decode(h), x, loss)
+            objective = reconstruction_loss(model.decode(h), x, loss, weight)
             if penalty is not None:
                 omega = penalty(model, x_in, h)
                 if not isinstance(omega, torch.Tensor) or omega.ndim != 0:
@@ -212,7 +222,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             total += objective.detach() * len(idx)
         history.train_loss.append(total.item() / n)
         if x_val is not None:
-            history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev))
+            history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev, loss_weight=weight))
         if track is not None:
             _record(history, track, model, epoch)
         if not all(math.isfinite(v) for v in (history.train_loss[-1], *history.val_loss[-1:])):
@@ -282,11 +292,12 @@ def _progress(epochs: int, enabled: bool):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, *, loss: str = "mse", batch_size: int = 2048,
-             device: str | torch.device = "auto") -> float:
-    """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float."""
+             device: str | torch.device = "auto", loss_weight: torch.Tensor | None = None) -> float:
+    """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float (weighted as `fit`'s ``loss_weight``)."""
     x = as_float_data(x, "x")
     r = reconstruct(model, x, batch_size=batch_size, device=device)
-    return reconstruction_loss(r, x.to(r.device), loss).item()
+    weight = loss_weight.to(r.device, torch.float32) if loss_weight is not None else None
+    return reconstruction_loss(r, x.to(r.device), loss, weight).item()
 
 
 @torch.no_grad()
