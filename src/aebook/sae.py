@@ -1,0 +1,140 @@
+"""The sparse autoencoder of interpretability research: an overcomplete dictionary trained on a network's
+activations, with a ReLU code (sparse by `aebook.penalties.L1Sparsity`) or a TopK code (Gao et al., 2024),
+and the auxiliary loss that revives dead TopK latents. `fit` trains it like any autoencoder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import FlatAutoencoder, _whole
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """The plain spec a `SparseAutoencoder` is built from (and cached under)."""
+
+    sizes: tuple[int, int]  # (d, width): the activations' width and the number of latents (the dictionary's size)
+    k: int | None = None  # TopK: keep the k largest pre-activations of each input; None: a ReLU code
+
+    def __post_init__(self) -> None:
+        sizes = tuple(_whole(s, "size") for s in self.sizes)
+        if len(sizes) != 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must be (d, width), both >= 1, got {self.sizes!r}")
+        object.__setattr__(self, "sizes", sizes)
+        if self.k is not None:
+            object.__setattr__(self, "k", _whole(self.k, "k"))
+            if not 1 <= self.k <= sizes[1]:
+                raise ValueError(f"k must lie between 1 and the width {sizes[1]}, got {self.k}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "sizes": list(self.sizes)}
+
+
+class SparseAutoencoder(FlatAutoencoder):
+    """x (B, d) -> h = act(W_enc (x - b_dec) + b_enc) (B, width) -> x_hat = D h + b_dec (B, d).
+
+    act is a ReLU, or with ``k`` a TopK: the k largest pre-activations of each input are kept (and
+    ReLU'd), the rest set to zero. The dictionary D (d, width) is ``W_dec`` with each column scaled to
+    unit norm in the forward pass, so a latent's size lives in h alone and an L1 penalty on h cannot
+    be dodged by shrinking h and growing D. The encoder starts as D's transpose (Gao et al., 2024).
+
+    While training, the model counts for each latent how many inputs it has seen since it last fired
+    (``since_fired``): `TopKAuxiliary` uses it to find dead latents.
+    """
+
+    def __init__(self, d: int, width: int, k: int | None = None) -> None:
+        super().__init__()
+        self.config = SAEConfig((d, width), k)
+        d, width = self.config.sizes
+        self.W_dec = nn.Parameter(F.normalize(torch.randn(d, width), dim=0))
+        self.W_enc = nn.Parameter(self.W_dec.detach().T.clone())
+        self.b_enc = nn.Parameter(torch.zeros(width))
+        self.b_dec = nn.Parameter(torch.zeros(d))
+        self.register_buffer("since_fired", torch.zeros(width))
+
+    @classmethod
+    def from_config(cls, config: SAEConfig | dict) -> "SparseAutoencoder":
+        c = config if isinstance(config, SAEConfig) else SAEConfig(**config)
+        return cls(*c.sizes, k=c.k)
+
+    def center(self, x: torch.Tensor) -> "SparseAutoencoder":
+        """Start the decoder bias at the mean of activations x (N, d), as Gao et al. and Bricken et al. do. Returns self."""
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"expected activations of shape (N, {self.input_size}), got {tuple(x.shape)}")
+        with torch.no_grad():
+            self.b_dec.copy_(x.float().mean(dim=0))
+        return self
+
+    @property
+    def dictionary(self) -> torch.Tensor:
+        """The unit-norm decoder columns, (d, width): latent j adds h_j times column j to x_hat."""
+        return F.normalize(self.W_dec, dim=0)
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, d) -> (B, width), before the ReLU or TopK."""
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"expected activations of shape (batch, {self.input_size}), got {tuple(x.shape)}")
+        return (x - self.b_dec) @ self.W_enc.T + self.b_enc
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, d) -> (B, width), sparse."""
+        z = self.pre_activation(x)
+        k = self.config.k
+        if k is None:
+            h = F.relu(z)
+        else:
+            top = z.topk(k, dim=1)
+            h = torch.zeros_like(z).scatter(1, top.indices, F.relu(top.values))
+        if self.training:  # bookkeeping for TopKAuxiliary: inputs seen since each latent last fired
+            with torch.no_grad():
+                self.since_fired += len(x)
+                self.since_fired[(h > 0).any(dim=0)] = 0
+        return h
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, width) -> (B, d)."""
+        if h.ndim != 2 or h.shape[1] != self.code_size:
+            raise ValueError(f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}")
+        return h @ self.dictionary.T + self.b_dec
+
+    def extra_repr(self) -> str:
+        d, width = self.config.sizes
+        return f"d={d}, width={width}, " + (f"TopK k={self.config.k}" if self.config.k else "ReLU")
+
+
+@dataclass(frozen=True)
+class TopKAuxiliary:
+    """Gao et al.'s (2024) auxiliary loss, a `fit` penalty for a `SparseAutoencoder`:
+    ``coef * ||e_hat - e||^2 / ||e - mean(e)||^2`` over the batch, where e = x - x_hat is the main
+    reconstruction's error (held fixed) and e_hat is e reconstructed by the ``k_aux`` largest
+    pre-activations among the dead latents alone, those that have not fired for ``dead_after`` inputs.
+    It gives dead latents a gradient towards what the live ones miss; zero while no latent is dead.
+    Dividing by the error's own variance, as Gao et al.'s code does, keeps the term's weight the same
+    however small the main error has become."""
+
+    k_aux: int
+    dead_after: int
+    coef: float = 1 / 32
+
+    def __post_init__(self) -> None:
+        if _whole(self.k_aux, "k_aux") < 1 or _whole(self.dead_after, "dead_after") < 1 or not self.coef >= 0:
+            raise ValueError(f"need k_aux >= 1, dead_after >= 1 and coef >= 0; got {self.k_aux}, "
+                             f"{self.dead_after}, {self.coef}")
+
+    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        if not isinstance(model, SparseAutoencoder):
+            raise TypeError(f"TopKAuxiliary needs a SparseAutoencoder, got {type(model).__name__}")
+        dead = model.since_fired >= self.dead_after
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return h.new_zeros(())
+        error = (x_in - model.decode(h)).detach()
+        z = model.pre_activation(x_in).masked_fill(~dead, float("-inf"))
+        top = z.topk(min(self.k_aux, n_dead), dim=1)
+        h_aux = torch.zeros_like(z).scatter(1, top.indices, F.relu(top.values))
+        spread = (error - error.mean(dim=0)).pow(2).sum().clamp_min(1e-12)
+        return self.coef * (h_aux @ model.dictionary.T - error).pow(2).sum() / spread
