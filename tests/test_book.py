@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 CHAPTERS = ["01_overview", "02_undercomplete", "03_regularized", "04_sparse", "05_denoising", "06_deep",
-            "07_convolutional", "08_variational", "09_applications"]
+            "07_convolutional", "08_variational", "09_applications",
+            "10_sparse_dictionaries"]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
