@@ -67,11 +67,17 @@ SLOW_COMPARISONS = {
 }
 
 
+class NotebookFailed(RuntimeError):
+    """A benchmarked notebook raised (a claim, a cell timeout on a shared machine): its chapter gets no row."""
+
+
 def notebook_run(path: Path, cache: str, data: str = "mnist5k") -> tuple[float, float]:
     """(seconds, the kernel's peak RSS in MiB) of executing ``path`` on ``data`` in a child process with AEBOOK_CACHE=cache."""
     env = {**os.environ, "AEBOOK_CACHE": cache, "AEBOOK_DATA": data}
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_notebook.py"), str(path)],
-                         env=env, check=True, capture_output=True, text=True)
+                         env=env, capture_output=True, text=True)
+    if out.returncode != 0:  # the last lines of the child's traceback say which cell and why
+        raise NotebookFailed(f"{path.stem} on {data}: {' | '.join(out.stderr.strip().splitlines()[-3:])}")
     seconds, peak_mib = out.stdout.strip().splitlines()[-1].split()
     return float(seconds), float(peak_mib)
 
@@ -100,14 +106,18 @@ def bench_notebooks(clothes_too: bool = True, only: list[str] | None = None,
         raise SystemExit(f"no chapter named {sorted(unknown)}; choose from {[p.stem for p in paths]}")
     rows = []
     for path in (p for p in paths if not only or p.stem in only):
-        with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
-            cold, mem = notebook_run(path, cache)
-            slow_cached = slow_cached_run(path, cache)
-            warm, _ = notebook_run(path, cache)
-        clothes = None
-        if clothes_too:
+        try:  # one failing chapter does not cost the others' figures, measured until then
             with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
-                clothes, _ = notebook_run(path, cache, data="fashion5k")
+                cold, mem = notebook_run(path, cache)
+                slow_cached = slow_cached_run(path, cache)
+                warm, _ = notebook_run(path, cache)
+            clothes = None
+            if clothes_too:
+                with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
+                    clothes, _ = notebook_run(path, cache, data="fashion5k")
+        except NotebookFailed as err:
+            print(f"  {path.stem}: FAILED, no figures: {err}", flush=True)
+            continue
         rows.append((path.stem, cold, slow_cached, warm, mem, clothes))
         extra = f", slow comparisons cached {slow_cached:.1f} s" if slow_cached is not None else ""
         print(f"  {path.stem}: cold {cold:.1f} s{extra}, warm {warm:.1f} s, peak {mem:.0f} MiB; "
