@@ -7,10 +7,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .models import FlatAutoencoder, _whole
+from .models import FlatAutoencoder, TransposedLinear, _whole
 
 
 @dataclass(frozen=True)
@@ -34,34 +33,33 @@ class ToyModel(FlatAutoencoder):
 
     Column W_i is where feature i lands in the hidden space. The ReLU lets the model filter out
     the small interference of other features that share a direction, which is what makes
-    superposition pay once features are rarely active together.
+    superposition pay once features are rarely active together. The decoder is the encoder's
+    layer transposed (`TransposedLinear`), with the bias b as its only parameter.
     """
 
     def __init__(self, n: int, m: int) -> None:
         super().__init__()
         self.config = ToyConfig((n, m))
-        self.W = nn.Parameter(nn.init.xavier_normal_(torch.empty(m, n)))
-        self.b = nn.Parameter(torch.zeros(n))
+        weight = nn.init.xavier_normal_(torch.empty(m, n))  # drawn first: nn.Linear's own init draws too
+        self.encoder = nn.Linear(n, m, bias=False)
+        with torch.no_grad():
+            self.encoder.weight.copy_(weight)
+        self.decoder = nn.Sequential(TransposedLinear(self.encoder), nn.ReLU())
 
     @classmethod
     def from_config(cls, config: ToyConfig | dict) -> "ToyModel":
         c = config if isinstance(config, ToyConfig) else ToyConfig(**config)
         return cls(*c.sizes)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, n) -> (B, m)."""
-        self._check(x, self.input_size, "input")
-        return x @ self.W.T
+    @property
+    def W(self) -> torch.Tensor:
+        """The shared weights, (m, n)."""
+        return self.encoder.weight
 
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, m) -> (B, n)."""
-        self._check(h, self.code_size, "hidden vector")
-        return F.relu(h @ self.W + self.b)
-
-    @staticmethod
-    def _check(t: torch.Tensor, width: int, what: str) -> None:
-        if t.ndim != 2 or t.shape[1] != width:
-            raise ValueError(f"expected a batch of {what}s of shape (batch, {width}), got {tuple(t.shape)}")
+    @property
+    def b(self) -> torch.Tensor:
+        """The output bias, (n,)."""
+        return self.decoder[0].bias
 
     def extra_repr(self) -> str:
         n, m = self.config.sizes
