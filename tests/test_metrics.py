@@ -95,6 +95,22 @@ def test_pca_reconstruct_reuses_a_larger_fit(digits):
         metrics.pca_reconstruct(digits.train_x, digits.test_x, 21, pca=big)
 
 
+def test_pca_fit_matches_a_full_svd(digits):
+    # pca_fit takes the covariance's eigenvectors for speed: the subspace, the variances and the
+    # reconstructions must be those of the exact SVD of the centred data.
+    from sklearn.decomposition import PCA
+    ours = metrics.pca_fit(digits.train_x, 30)
+    exact = PCA(n_components=30, svd_solver="full").fit(digits.train_x.numpy())
+    np.testing.assert_allclose(ours.explained_variance_, exact.explained_variance_, rtol=1e-3)
+    cosines = np.abs((ours.components_ * exact.components_).sum(1))  # signs may differ
+    assert cosines.min() > 0.999
+    comps = torch.from_numpy(exact.components_).float()
+    mean = torch.from_numpy(exact.mean_).float()
+    x = digits.test_x[:100]
+    torch.testing.assert_close(metrics.pca_reconstruct(digits.train_x, x, 30, pca=ours),
+                               (x - mean) @ comps.T @ comps + mean, atol=1e-4, rtol=1e-4)
+
+
 def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
     # Same objective, same optimum: ours reaches scikit-learn's objective value (within 1e-5 of it, or
     # lower), and the two classifiers disagree on at most a few of 1,000 test digits. (Accuracy alone

@@ -69,7 +69,9 @@ def pca_fit(train_x: torch.Tensor, k: int, seed: int = 0) -> PCA:
     """scikit-learn PCA with ``k`` components fitted on train_x (N, D)."""
     if not 1 <= k <= min(train_x.shape):
         raise ValueError(f"k must be between 1 and {min(train_x.shape)}, got {k}")
-    return PCA(n_components=k, svd_solver="full", random_state=seed).fit(train_x.numpy())
+    # The eigenvectors of the D x D covariance: the same components as a full SVD of the (N, D) data,
+    # three times faster for 4,000 images of 784 pixels (chapter 9 fits eleven PCAs).
+    return PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(train_x.numpy())
 
 
 def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None) -> torch.Tensor:
