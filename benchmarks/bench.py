@@ -49,7 +49,10 @@ _SEEDED = [f"deep-{what}-seed{s}" for what in ("deep__end_to_end", "deep__pretra
            for s in (1, 2)]
 _STACKS = [f"deep-stack-seed{s}-layer{i}" for s in (1, 2) for i in range(3)]
 SLOW_COMPARISONS = {
-    "03_regularized": tuple(f"overcomplete-1024{dae}-seed{s}" for dae in ("", "-dae") for s in (1, 2)),
+    # seeds 1 and 2 of the probe comparison, the tied-weight pair (a control: the finding with the
+    # original paper's tied weights), and exercise 1's ten-times penalty
+    "03_regularized": (*(f"overcomplete-1024{dae}-seed{s}" for dae in ("", "-dae") for s in (1, 2)),
+                       "sparse-plain-sigmoid-tied", "sparse-cae-0_003-tied", "cae-0_03"),
     "04_sparse": ("sparse-ufldl", "sparse-ufldl-no-decay"),
     "05_denoising": ("sparse-plain-sigmoid", "sparse-l1-sig-3e-4", "sparse-kl-0_05", "sparse-cae-0_003",
                      "sparse-dae-gaussian-0_3"),
@@ -63,7 +66,9 @@ SLOW_COMPARISONS = {
                          # chapter 6's), the best model of each family from seeds 1 and 2, the learning-rate check
                          "deep-linear", "deep-conv-chapter_784-32-30",
                          *(f"deep-one_wide_hidden_layer-seed{s}" for s in (1, 2)),
-                         *(f"conv-32-64-seed{s}" for s in (1, 2)), "conv-8-16-lr-0_001"),
+                         *(f"conv-32-64-seed{s}" for s in (1, 2)), "conv-8-16-lr-0_001",
+                         # exercise 2's comparison: the full feature map, and two codes of 49 numbers
+                         "conv-8-16-spatial", "conv-8-16-code49-map", "conv-8-16-code49-dense"),
 }
 
 
@@ -173,6 +178,18 @@ def bench_fit(x: torch.Tensor, make_model: Callable[[], torch.nn.Module], rounds
             statistics.median(f / b for f, b in zip(fit_times, bare_times)))
 
 
+def speed_reference(x: torch.Tensor, epochs: int = 7) -> float:
+    """Median seconds of one fit epoch of 784-256-32 on x: the machine's speed at this moment.
+
+    Timed before and after the notebooks, so that a table says how fast the machine was while it ran
+    (the same epoch has taken 131 ms at one moment and over 200 ms at another on this machine).
+    """
+    set_seed(0)
+    model = Autoencoder([784, 256, 32])
+    fit(model, x, epochs=1, progress=False)  # warm-up
+    return statistics.median(fit(model, x, epochs=1, progress=False).seconds for _ in range(epochs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-notebooks", action="store_true", help="only the data-load and fit benchmarks")
@@ -197,8 +214,13 @@ def main() -> None:
              f"| `fit` overhead over the bare loop, convolutional (median of paired rounds) | {100 * (conv_ratio - 1):+.1f}% "
              f"| within 10% |"]
     if not args.skip_notebooks:
+        before = speed_reference(x)
+        print(f"speed reference before the notebooks: {before * 1000:.0f} ms per fit epoch of 784-256-32", flush=True)
         print("notebooks (each in a fresh kernel; cold = empty cache, warm = second run):", flush=True)
         rows = bench_notebooks(clothes_too=not args.skip_clothes, only=args.only)
+        after = speed_reference(x)
+        lines += [f"| speed reference: one `fit` epoch of 784-256-32, median of 7, before / after the notebooks | "
+                  f"{before * 1000:.0f} ms / {after * 1000:.0f} ms | |"]
         lines += ["", "| notebook | cold run | slow comparisons cached | warm run | peak memory | cold on clothes |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | {warm_s:.1f} s | "
