@@ -9,10 +9,15 @@ from aebook import metrics
 from aebook.cache import cache_key, train_or_load
 from aebook.penalties import L1Sparsity
 from aebook.sae import SAEConfig, SparseAutoencoder, TopKAuxiliary
-from aebook.superposition import (ToyModel, angular_gaps, feature_norms, importance, represented,
-                                  toy_features)
+from aebook.superposition import (
+    ToyModel,
+    angular_gaps,
+    feature_norms,
+    importance,
+    represented,
+    toy_features,
+)
 from aebook.training import fit, reconstruction_loss
-
 
 # --- the toy model and its data ---
 
@@ -263,3 +268,55 @@ def test_top_purity():
     assert torch.allclose(metrics.top_purity(scores, labels, top=2), torch.tensor([1.0, 0.5]))
     with pytest.raises(ValueError, match="top"):
         metrics.top_purity(scores, labels, top=6)
+
+
+# --- the SAE contains PCA (chapter 10's construction) ---
+
+
+def _correlated(n=600, d=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g) @ torch.randn(d, d, generator=g) + 3.0
+
+
+def test_pca_topk_keeps_each_inputs_largest_coefficients():
+    x = _correlated()
+    pca = metrics.pca_fit(x, 12)
+    comps = torch.from_numpy(pca.components_).float()
+    mean = torch.from_numpy(pca.mean_).float()
+    c = (x - mean) @ comps.T
+    r = metrics.pca_topk_reconstruct(x, x, 3, pca)
+    kept = (r - mean) @ comps.T  # the coefficients it kept, zeros elsewhere
+    chosen = kept.abs() > 1e-4
+    largest = torch.zeros_like(chosen).scatter(1, c.abs().topk(3, dim=1).indices, True)
+    assert torch.equal(chosen, largest)  # the 3 largest |c| of each input, and only they
+    assert torch.allclose(kept[chosen], c[chosen], atol=1e-4)  # kept as they are, sign included
+    # per input it is at least as good as the first 3 components, and with all of them exact
+    err_top = (x - r).pow(2).sum(dim=1)
+    err_first = (x - metrics.pca_reconstruct(x, x, 3, pca)).pow(2).sum(dim=1)
+    assert (err_top <= err_first + 1e-3).all() and err_top.sum() < err_first.sum()
+    assert torch.allclose(metrics.pca_topk_reconstruct(x, x, 12, pca), x, atol=1e-3)
+    with pytest.raises(ValueError, match="between 1 and"):
+        metrics.pca_topk_reconstruct(x, x, 13, pca)
+
+
+def test_a_topk_sae_built_from_signed_pca_directions_is_pca():
+    x = _correlated()
+    pca = metrics.pca_fit(x, 12)
+    u = torch.from_numpy(pca.components_).float().T  # (12, 12)
+    for k in (1, 3, 5):
+        first_k = SparseAutoencoder(12, 40, k=k).center(x)
+        first_k.start_from(torch.cat([u[:, :k], -u[:, :k]], dim=1), others_off=True)
+        with torch.no_grad():
+            assert torch.allclose(first_k(x), metrics.pca_reconstruct(x, x, k, pca), atol=1e-3)
+        every = SparseAutoencoder(12, 40, k=k).center(x)
+        every.start_from(torch.cat([u, -u], dim=1), others_off=True)
+        with torch.no_grad():
+            assert torch.allclose(every(x), metrics.pca_topk_reconstruct(x, x, k, pca), atol=1e-3)
+    # without others_off the other latents keep their random start and can fire
+    loose = SparseAutoencoder(12, 40, k=3).center(x).start_from(u[:, :2])
+    assert torch.allclose(loose.dictionary[:, :2], u[:, :2], atol=1e-6)
+    assert (loose.b_enc == 0).all()
+    with pytest.raises(ValueError, match="directions of shape"):
+        loose.start_from(torch.randn(11, 2))
+    with pytest.raises(ValueError, match="directions of shape"):
+        loose.start_from(torch.randn(12, 41))

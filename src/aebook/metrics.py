@@ -88,6 +88,23 @@ def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | N
     return (x.float() - mean) @ comps.T @ comps + mean
 
 
+def pca_topk_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None) -> torch.Tensor:
+    """Per input, keep the k largest |coefficients| of x (N, D) on all of train_x's principal directions: (N, D).
+
+    A sparse code over a fixed dictionary of the +-principal directions, chosen per input and
+    learned from nothing: its L0 is k, like a TopK autoencoder's. Pass ``pca``, fitted on train_x with
+    every component, to reuse one fit; with fewer components it picks among those it has.
+    """
+    pca = pca if pca is not None else pca_fit(train_x, min(train_x.shape))
+    if not 1 <= k <= pca.n_components_:
+        raise ValueError(f"k must be between 1 and the PCA's {pca.n_components_} components, got {k}")
+    comps = torch.from_numpy(pca.components_).float()  # (q, D), orthonormal rows
+    mean = torch.from_numpy(pca.mean_).float()  # (D,)
+    c = (x.float() - mean) @ comps.T  # (N, q)
+    top = c.abs().topk(k, dim=1).indices  # orthonormal atoms: the k largest |c| are the best k for each input
+    return torch.zeros_like(c).scatter(1, top, c.gather(1, top)) @ comps + mean
+
+
 def pca_mse(train_x: torch.Tensor, test_x: torch.Tensor, k: int) -> float:
     """Test MSE of the best linear code of size k: the PCA baseline every autoencoder is held to."""
     return mse(test_x, pca_reconstruct(train_x, test_x, k))

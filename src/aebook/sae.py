@@ -69,6 +69,25 @@ class SparseAutoencoder(FlatAutoencoder):
             self.b_dec.copy_(x.float().mean(dim=0))
         return self
 
+    def start_from(self, directions: torch.Tensor, others_off: bool = False) -> "SparseAutoencoder":
+        """Make the first m latents the directions (d, m), normalised, as atoms and encoder rows, with zero
+        encoder bias; with ``others_off`` the other latents get a bias so negative that they never fire.
+        Returns self. Given +-PCA directions and `center`, a TopK code then keeps the k largest
+        |PCA coefficients| of each input: the model contains `aebook.metrics.pca_topk_reconstruct`."""
+        d, width = self.config.sizes
+        if directions.ndim != 2 or directions.shape[0] != d or not 1 <= directions.shape[1] <= width:
+            raise ValueError(f"expected directions of shape ({d}, m) with 1 <= m <= {width}, "
+                             f"got {tuple(directions.shape)}")
+        m = directions.shape[1]
+        with torch.no_grad():
+            atoms = F.normalize(directions.float(), dim=0)
+            self.W_dec[:, :m] = atoms
+            self.W_enc[:m] = atoms.T
+            self.b_enc.zero_()
+            if others_off:
+                self.b_enc[m:] = -1e6
+        return self
+
     @property
     def dictionary(self) -> torch.Tensor:
         """The unit-norm decoder columns, (d, width): latent j adds h_j times column j to x_hat."""
