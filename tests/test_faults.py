@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import gzip
 import linecache
 import os
 import signal
@@ -118,8 +117,44 @@ def test_an_edited_training_loop_changes_the_key(tiny, monkeypatch):
     before = cache_key(_model(), tiny, FIT)
     real = inspect.getsource
     monkeypatch.setattr(inspect, "getsource",
-                        lambda obj: real(obj) + "\n# edited" if obj is training else real(obj))
+                        lambda obj: real(obj) + "\nEDITED = 1\n" if obj is training else real(obj))
     assert cache_key(_model(), tiny, FIT) != before
+
+
+def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(tiny, monkeypatch):
+    import inspect
+
+    from aebook import models, training
+    from aebook.penalties import L1Sparsity
+
+    def key():
+        return cache_key(_model(), tiny, {**FIT, "penalty": L1Sparsity(1e-3)})
+
+    before, real = key(), inspect.getsource
+
+    def edited(change):
+        def getsource(obj):
+            text = real(obj)
+            return change(text) if obj in (training, models) else text
+        return getsource
+
+    # a reworded module docstring, a new comment, a reworded function docstring, new layout
+    monkeypatch.setattr(inspect, "getsource", edited(lambda t: t.replace('"""', '"""Reworded. ', 1)))
+    assert key() == before
+    monkeypatch.setattr(inspect, "getsource", edited(lambda t: "# a new comment\n" + t.replace(
+        "def fit(", "def fit(  # a comment in a signature\n", 1)))
+    assert key() == before
+    # a changed line of code
+    monkeypatch.setattr(inspect, "getsource", edited(lambda t: t + "\nEDITED = 2\n"))
+    assert key() != before
+    # the same holds for a function's own digest, as used for penalties and notebook code
+    src = "def f(x):\n    \"\"\"Doc.\"\"\"\n    return x + 1  # why\n"
+    assert cache.source_digest(src) == cache.source_digest(src.replace("Doc.", "Other doc.")
+                                                            .replace("# why", ""))
+    assert cache.source_digest(src) != cache.source_digest(src.replace("x + 1", "x + 2"))
+    f, g, h = (_cell(src.replace("Doc.", doc).replace("x + 1", body))["f"]
+               for doc, body in (("Doc.", "x + 1"), ("Other doc.", "x + 1"), ("Doc.", "x + 2")))
+    assert cache.code_digest(f) == cache.code_digest(g) != cache.code_digest(h)
 
 
 def test_keys_are_the_same_in_every_process(tiny):

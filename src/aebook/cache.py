@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
 import inspect
 import json
 import math
+import textwrap
 import types
 import warnings
 from pathlib import Path
@@ -21,7 +23,7 @@ from . import __version__, models, training
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 from .training import History, fit, resolve_device
 
-FORMAT = 2  # 2: the key covers the code that decides the weights; files carry a digest of their weights
+FORMAT = 3  # 3: code enters keys as its syntax tree without docstrings (2: as source text)
 _NOT_IN_KEY = {"progress", "device"}  # they change how training runs, not what it learns
 # fit's plain defaults: an argument passed with its default value trains the same weights as one left out,
 # so both get one key (``penalty=None`` written out or not). Only plain values compare, never tensors.
@@ -63,19 +65,47 @@ def _const_repr(c: Any) -> str:
     return repr(c)
 
 
+def _without_docstring(code: types.CodeType) -> list[Any]:
+    """A function's constants less its docstring, which CPython keeps as the first constant."""
+    consts = list(code.co_consts)
+    flag = getattr(inspect, "CO_HAS_DOCSTRING", None)  # Python 3.14 marks it
+    if flag is not None:
+        has_doc = bool(code.co_flags & flag)
+    else:  # before 3.14 a def without a docstring starts with None; lambdas have none
+        has_doc = not code.co_name.startswith("<") and bool(consts) and isinstance(consts[0], str)
+    return consts[1:] if has_doc else consts
+
+
 def _code_object_digest(code: types.CodeType) -> str:
-    """Bytecode, constants (nested functions included) and names of compiled code."""
-    return _sha(code.co_code + repr(([_const_repr(c) for c in code.co_consts], code.co_names,
+    """Bytecode, constants (nested functions included, docstrings left out) and names of compiled code."""
+    return _sha(code.co_code + repr(([_const_repr(c) for c in _without_docstring(code)], code.co_names,
                                      code.co_varnames)).encode())
 
 
+def source_digest(source: str) -> str:
+    """A digest of Python source as code: its syntax tree without docstrings, so that editing a
+    comment, a docstring or the layout keeps it, and changing a line of code changes it. Source
+    that does not parse alone (a lambda cut out of its line) is hashed as text."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return _sha(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return _sha(ast.dump(tree, include_attributes=False))
+
+
 def code_digest(func: Any) -> str:
-    """A digest of a function's code: its source where Python can find it (a module, a notebook
-    cell) and its bytecode and constants (which tell apart two lambdas on one line). Editing the
-    body changes it."""
+    """A digest of a function's code: its syntax tree where Python can find its source (a module,
+    a notebook cell) and its bytecode and constants (which tell apart two lambdas on one line).
+    Editing the body changes it; editing its docstring or comments does not."""
     func = inspect.unwrap(func)
     try:
-        source = inspect.getsource(func)
+        source = source_digest(inspect.getsource(func))
     except (OSError, TypeError):
         source = ""
     return _sha(source + _code_object_digest(func.__code__))
@@ -181,7 +211,7 @@ def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any
     return {
         "format": FORMAT,
         "aebook": __version__,
-        "code": {m.__name__: _sha(inspect.getsource(m)) for m in _weight_code(model)},
+        "code": {m.__name__: source_digest(inspect.getsource(m)) for m in _weight_code(model)},
         "model": describe(type(model)),
         "config": config,
         "init": weights_digest(model.state_dict()),
