@@ -27,7 +27,8 @@ from typing import Any
 from sphinx.application import Sphinx
 
 MANAGER_SUFFIX = "/dist/embed-amd.js"
-BUNDLED = ("base", "base7", "controls", "controls7")  # the widget modules embed-amd.js defines itself
+# the widget modules embed-amd.js defines itself
+BUNDLED = ("base", "base7", "controls", "controls7")
 
 # Runs before require.js (RequireJS reads a global `require` object as its configuration)
 # and before MathJax 3 replaces window.MathJax (so the shim is installed again once it has).
@@ -54,33 +55,57 @@ var require = {paths: %s};
 
 def _key(js: Any) -> tuple:
     # Inline scripts come with filename None or "" depending on who added them: the same script.
-    return (str(getattr(js, "filename", js) or ""), json.dumps(getattr(js, "attributes", {}), sort_keys=True))
+    return (
+        str(getattr(js, "filename", js) or ""),
+        json.dumps(getattr(js, "attributes", {}), sort_keys=True),
+    )
 
 
-def mend_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+def mend_scripts(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
     scripts = context.get("script_files")
     if not isinstance(scripts, list):
         return
     seen: set[tuple] = set()
     unique = [js for js in scripts if not (_key(js) in seen or seen.add(_key(js)))]
-    manager = next((js for js in unique if str(getattr(js, "filename", "")).endswith(MANAGER_SUFFIX)), None)
+    manager = next(
+        (
+            js
+            for js in unique
+            if str(getattr(js, "filename", "")).endswith(MANAGER_SUFFIX)
+        ),
+        None,
+    )
     if manager is not None:
         base = str(manager.filename)[: -len(MANAGER_SUFFIX)]
         # RequireJS must see the configuration before it loads: insert it ahead of the
         # first script of the widget set (require.js), at the same priority.
-        first = min(i for i, js in enumerate(unique) if getattr(js, "priority", 500) == manager.priority
-                    and str(getattr(js, "filename", "")) in app.config.nb_ipywidgets_js)
+        first = min(
+            i
+            for i, js in enumerate(unique)
+            if getattr(js, "priority", 500) == manager.priority
+            and str(getattr(js, "filename", "")) in app.config.nb_ipywidgets_js
+        )
         cls = type(manager)
         # Each module's fonts sit beside its own address, so every name the file defines must map into
         # dist/: "html-manager" itself too (mapped to the package root, its fonts went one folder up),
         # and "html-manager/dist/..." by the longer, more specific prefix.
-        paths = {f"@jupyter-widgets/{name}": f"{base}/dist/{name}" for name in ("html-manager", *BUNDLED)}
+        paths = {
+            f"@jupyter-widgets/{name}": f"{base}/dist/{name}"
+            for name in ("html-manager", *BUNDLED)
+        }
         paths["@jupyter-widgets/html-manager/dist"] = f"{base}/dist"
-        unique.insert(first, cls(None, priority=manager.priority, body=WIDGET_SHIM % json.dumps(paths)))
+        unique.insert(
+            first,
+            cls(None, priority=manager.priority, body=WIDGET_SHIM % json.dumps(paths)),
+        )
     scripts[:] = unique
 
 
-def mend_bibliography(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+def mend_bibliography(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
     """Docutils writes the bibliography as a role="list" whose entries have the deprecated DPUB role
     doc-biblioentry, so the list has no list items (Lighthouse's aria-deprecated-role and
     aria-required-children): the entries become list items."""
@@ -90,6 +115,7 @@ def mend_bibliography(app: Sphinx, pagename: str, templatename: str, context: di
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    app.connect("html-page-context", mend_scripts, priority=900)  # after myst-nb adds its widget scripts
+    # after myst-nb adds its widget scripts
+    app.connect("html-page-context", mend_scripts, priority=900)
     app.connect("html-page-context", mend_bibliography)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -24,8 +24,10 @@ from aebook.data import DEFAULT
 KNOWN = {DEFAULT: "digits", "fashion5k": "clothes"}
 
 
-STYLE = (".claims-table td{vertical-align:top} .claims-table .claim-yes{background:#f0fdf4}"
-         " .claims-table .claim-no{background:#fff7ed} .claims-table .claim-none{color:#777}")
+STYLE = (
+    ".claims-table td{vertical-align:top} .claims-table .claim-yes{background:#f0fdf4}"
+    " .claims-table .claim-no{background:#fff7ed} .claims-table .claim-none{color:#777}"
+)
 
 
 class claims_placeholder(nodes.General, nodes.Element):
@@ -40,28 +42,51 @@ class ClaimsTable(SphinxDirective):
 
 
 def _measured(values: dict[str, Any]) -> str:
-    return ", ".join(f"{html.escape(k)} = {html.escape(fmt_value(v))}" for k, v in values.items())
+    return ", ".join(
+        f"{html.escape(k)} = {html.escape(fmt_value(v))}" for k, v in values.items()
+    )
 
 
 def _cell(record: dict[str, Any] | None) -> str:
     if record is None:
         return '<td class="claim-none">not run</td>'
-    mark, cls = ("&#10004; holds", "claim-yes") if record["holds"] else ("&#10008; does not hold", "claim-no")
+    mark, cls = (
+        ("&#10004; holds", "claim-yes")
+        if record["holds"]
+        else ("&#10008; does not hold", "claim-no")
+    )
     return f'<td class="{cls}"><b>{mark}</b><br><small>{_measured(record["measured"])}</small></td>'
 
 
-def render(records: dict[str, dict[str, list[dict[str, Any]]]], link: dict[str, str], title: dict[str, str]) -> str:
+def render(
+    records: dict[str, dict[str, list[dict[str, Any]]]],
+    link: dict[str, str],
+    title: dict[str, str],
+) -> str:
     """The table as HTML: one row per (chapter, claim), one column per dataset that has records."""
-    datasets = [d for d in KNOWN if d in records] + sorted(d for d in records if d not in KNOWN)
+    datasets = [d for d in KNOWN if d in records] + sorted(
+        d for d in records if d not in KNOWN
+    )
     if not datasets:
         return "<p><b>No claims were recorded:</b> run the chapters (make book runs them) and build again.</p>"
     chapters = sorted({c for d in datasets for c in records[d]})
-    by_statement = {d: {c: {r["statement"]: r for r in records[d].get(c, [])} for c in chapters} for d in datasets}
+    by_statement = {
+        d: {c: {r["statement"]: r for r in records[d].get(c, [])} for c in chapters}
+        for d in datasets
+    }
     rows, summary = [], {d: [0, 0] for d in datasets}
     for chapter in chapters:
-        statements = list(dict.fromkeys(r["statement"] for d in datasets for r in records[d].get(chapter, [])))
+        statements = list(
+            dict.fromkeys(
+                r["statement"] for d in datasets for r in records[d].get(chapter, [])
+            )
+        )
         name = title.get(chapter, chapter)
-        head = f'<a href="{link[chapter]}">{html.escape(name)}</a>' if chapter in link else html.escape(name)
+        head = (
+            f'<a href="{link[chapter]}">{html.escape(name)}</a>'
+            if chapter in link
+            else html.escape(name)
+        )
         for i, statement in enumerate(statements):
             first = f'<td rowspan="{len(statements)}">{head}</td>' if i == 0 else ""
             cells = []
@@ -71,14 +96,22 @@ def render(records: dict[str, dict[str, list[dict[str, Any]]]], link: dict[str, 
                 if record is not None:
                     summary[d][0] += record["holds"]
                     summary[d][1] += 1
-            rows.append(f"<tr>{first}<td>{html.escape(statement)}</td>{''.join(cells)}</tr>")
-    header = "".join(f"<th>{html.escape(KNOWN.get(d, d))} ({html.escape(d)})</th>" for d in datasets)
-    totals = "; ".join(f"{KNOWN.get(d, d)} ({d}): {held} of {ran} claims hold"
-                       for d, (held, ran) in summary.items())
-    return (f"<style>{STYLE}</style>"
-            f'<p class="claims-summary"><b>{html.escape(totals)}.</b></p>'
-            '<table class="claims-table"><thead><tr><th>chapter</th><th>claim</th>'
-            f"{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+            rows.append(
+                f"<tr>{first}<td>{html.escape(statement)}</td>{''.join(cells)}</tr>"
+            )
+    header = "".join(
+        f"<th>{html.escape(KNOWN.get(d, d))} ({html.escape(d)})</th>" for d in datasets
+    )
+    totals = "; ".join(
+        f"{KNOWN.get(d, d)} ({d}): {held} of {ran} claims hold"
+        for d, (held, ran) in summary.items()
+    )
+    return (
+        f"<style>{STYLE}</style>"
+        f'<p class="claims-summary"><b>{html.escape(totals)}.</b></p>'
+        '<table class="claims-table"><thead><tr><th>chapter</th><th>claim</th>'
+        f"{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def fill(app: Sphinx, doctree: nodes.document, docname: str) -> None:

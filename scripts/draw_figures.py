@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from aebook.plotting import draw_architecture  # noqa: E402
+from aebook.plotting import draw_architecture
 
 IMAGES = Path(__file__).resolve().parents[1] / "images"
 

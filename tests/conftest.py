@@ -4,7 +4,7 @@ import torch
 
 matplotlib.use("Agg")  # tests draw figures without a screen
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 @pytest.fixture(autouse=True)
@@ -29,4 +29,6 @@ def digits(tmp_path_factory):
 def tiny():
     """200 'images' in [0, 1] that lie near a 4-D subspace, so a small autoencoder can learn them fast."""
     g = torch.Generator().manual_seed(0)
-    return torch.sigmoid(2 * torch.randn(200, 4, generator=g) @ torch.randn(4, 784, generator=g) / 2)
+    return torch.sigmoid(
+        2 * torch.randn(200, 4, generator=g) @ torch.randn(4, 784, generator=g) / 2
+    )

@@ -13,9 +13,18 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CHAPTERS = ["01_overview", "02_undercomplete", "03_regularized", "04_sparse", "05_denoising", "06_deep",
-            "07_convolutional", "08_variational", "09_applications",
-            "10_sparse_dictionaries"]
+CHAPTERS = [
+    "01_overview",
+    "02_undercomplete",
+    "03_regularized",
+    "04_sparse",
+    "05_denoising",
+    "06_deep",
+    "07_convolutional",
+    "08_variational",
+    "09_applications",
+    "10_sparse_dictionaries",
+]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
@@ -33,9 +42,11 @@ def _src(cell: dict) -> str:
 
 def test_toc_lists_the_six_chapters_in_order_then_the_claims_page():
     files = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
-    assert files[len(CHAPTERS):] == ["claims", "bibliography"]
+    assert files[len(CHAPTERS) :] == ["claims", "bibliography"]
     assert "{claims-table}" in (ROOT / "claims.md").read_text()
-    assert [f.removeprefix("chapters/") for f in files if f.startswith("chapters/")] == CHAPTERS
+    assert [
+        f.removeprefix("chapters/") for f in files if f.startswith("chapters/")
+    ] == CHAPTERS
     assert [p.stem for p in NOTEBOOKS] == CHAPTERS
     for f in files:
         assert any((ROOT / f).with_suffix(s).is_file() for s in (".ipynb", ".md")), f
@@ -46,7 +57,9 @@ def test_notebook_is_committed_clean(path):
     nb = _nb(path)
     assert "widgets" not in nb["metadata"], "strip the widget state"
     for cell in _code_cells(nb):
-        assert cell["outputs"] == [] and cell["execution_count"] is None, f"strip outputs: {_src(cell)[:60]}"
+        assert cell["outputs"] == [] and cell["execution_count"] is None, (
+            f"strip outputs: {_src(cell)[:60]}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -55,11 +68,17 @@ def test_first_code_cell_installs_from_the_configured_repository(path):
     first = _src(_code_cells(_nb(path))[0])
     tree = ast.parse(first)
     guard = next(n for n in tree.body if isinstance(n, ast.If))
-    assert ast.unparse(guard.test) == "'google.colab' in sys.modules", "install only on Colab"
+    assert ast.unparse(guard.test) == "'google.colab' in sys.modules", (
+        "install only on Colab"
+    )
     install = ast.unparse(guard)
-    assert f"aebook @ git+{url}" in install, f"install cell must install aebook from {url}"
+    assert f"aebook @ git+{url}" in install, (
+        f"install cell must install aebook from {url}"
+    )
     # Colab's own torch and ipywidgets stay as they are: no upgrade, no reinstall of them.
-    assert not re.search(r"torch|ipywidgets|--upgrade|-U\b|--force", install.replace("aebook @", ""))
+    assert not re.search(
+        r"torch|ipywidgets|--upgrade|-U\b|--force", install.replace("aebook @", "")
+    )
     # The install is the only thing the guard does; nothing else in the cell depends on Colab.
     assert len(guard.body) == 1 and not guard.orelse
 
@@ -74,24 +93,37 @@ def _written(path: Path) -> bool:
     return _nb(path)["metadata"].get("aebook", {}).get("status") != "planned"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem
+)
 def test_chapter_ends_with_exercises_and_hidden_solutions(path):
     cells = _nb(path)["cells"]
-    heading = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in _src(c))
+    heading = next(
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown" and "## Exercises" in _src(c)
+    )
     solutions = [c for c in cells[heading:] if c["cell_type"] == "code"]
     assert 2 <= len(solutions) <= 3
     for cell in solutions:
-        assert "hide-cell" in cell["metadata"].get("tags", []), "solutions hide behind a toggle"
+        assert "hide-cell" in cell["metadata"].get("tags", []), (
+            "solutions hide behind a toggle"
+        )
         assert "claim(" in _src(cell) or "show_images" in _src(cell)
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem
+)
 def test_written_chapter_checks_its_claims_and_glues_its_numbers(path):
     nb = _nb(path)
     code = "\n".join(_src(c) for c in _code_cells(nb))
     prose = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
     # glue("name", ...) or glue(f"name_{k}", ...): the f-string's fields match any word.
-    patterns = [re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(n)) for n in re.findall(r'glue\(f?"([\w{}\[\]]+)"', code)]
+    patterns = [
+        re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(n))
+        for n in re.findall(r'glue\(\s*f?"([\w{}\[\]]+)"', code)
+    ]
     used = set(re.findall(r"\{glue:text\}`(\w+)", prose))
     missing = {u for u in used if not any(re.fullmatch(p, u) for p in patterns)}
     assert used and not missing, f"prose uses numbers no cell glues: {missing}"
@@ -101,43 +133,62 @@ def test_written_chapter_checks_its_claims_and_glues_its_numbers(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_setup_cell_chooses_the_data_once_and_checks_claims_on_it(path):
     first = _src(_code_cells(_nb(path))[0])
-    assert 'DATA = os.environ.get("AEBOOK_DATA", "mnist5k")' in first, "one line chooses the data; the env var overrides"
+    assert 'DATA = os.environ.get("AEBOOK_DATA", "mnist5k")' in first, (
+        "one line chooses the data; the env var overrides"
+    )
     assert f'claim = Claims("{path.stem}", DATA)' in first
     code = "\n".join(_src(c) for c in _code_cells(_nb(path)))
     calls = re.findall(r"load_data\((\w*)\)", code)
     # Every cell uses the data chosen in setup; a chapter that needs a second dataset (chapter 9's
     # out-of-distribution images) names it in setup too, derived from DATA.
-    assert calls.count("DATA") == 1 and code.count("load_data(") == len(calls), "every cell uses the data chosen in setup"
-    assert set(calls) <= {"DATA", "OTHER"} and ("OTHER" not in calls or re.search(r"^OTHER = .*\bDATA\b", first, re.M))
+    assert calls.count("DATA") == 1 and code.count("load_data(") == len(calls), (
+        "every cell uses the data chosen in setup"
+    )
+    assert set(calls) <= {"DATA", "OTHER"} and (
+        "OTHER" not in calls or re.search(r"^OTHER = .*\bDATA\b", first, re.MULTILINE)
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_glue_roles_are_well_formed(path):
     # A malformed role ({glue:text}`name:.1f}` with a brace for the closing backtick) shows raw on the page.
-    prose = "\n".join(_src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown")
+    prose = "\n".join(
+        _src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown"
+    )
     roles = re.findall(r"\{glue:\w+\}`([^`]*)`", prose)
     bad = [r for r in roles if not GLUE_ROLE.fullmatch(r)]
     assert not bad, f"malformed glue roles: {bad}"
-    assert prose.count("{glue:") == len(roles), "a glue role without its closing backtick"
+    assert prose.count("{glue:") == len(roles), (
+        "a glue role without its closing backtick"
+    )
 
 
 # A glue role's content: a name, then optionally ":" and a Python format spec
 # ([[fill]align][sign][z][#][0][width][grouping][.precision][type]), nothing else.
-GLUE_ROLE = re.compile(r"\w+(:(.?[<>=^])?[-+ ]?z?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?)?")
+GLUE_ROLE = re.compile(
+    r"\w+(:(.?[<>=^])?[-+ ]?z?#?0?\d*[,_]?(\.\d+)?[bcdeEfFgGnosxX%]?)?"
+)
 
 
-@pytest.mark.parametrize("prose", [
-    "{glue:text}`max_plus_angle:.1f}` and more `x`",  # a brace for the closing backtick
-    "{glue:text}`ratio:.2f and then `code` follows",  # no closing backtick, inline code after it
-    "{glue:text}`ratio:.2f, the rest` of it",  # prose inside the role
-])
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "{glue:text}`max_plus_angle:.1f}` and more `x`",  # a brace for the closing backtick
+        # no closing backtick, inline code after it
+        "{glue:text}`ratio:.2f and then `code` follows",
+        "{glue:text}`ratio:.2f, the rest` of it",  # prose inside the role
+    ],
+)
 def test_malformed_glue_role_is_caught(prose):
     # the check above, on roles with the bugs it is there for
     role = re.findall(r"\{glue:\w+\}`([^`]*)`", prose)[0]
     assert not GLUE_ROLE.fullmatch(role)
 
 
-@pytest.mark.parametrize("role", ["best_fc", "ratio:.3f", "weights:,", "share:.1f", "n:>9,", "p:.0%", "x: .2e"])
+@pytest.mark.parametrize(
+    "role",
+    ["best_fc", "ratio:.3f", "weights:,", "share:.1f", "n:>9,", "p:.0%", "x: .2e"],
+)
 def test_well_formed_glue_roles_pass(role):
     assert GLUE_ROLE.fullmatch(role)
 
@@ -157,27 +208,47 @@ def test_config_has_colab_and_repository_buttons():
 
 def test_repository_url_is_written_once():
     url = CONFIG["repository"]["url"]
-    hits = [p.relative_to(ROOT) for p in ROOT.rglob("*") if p.is_file() and p.suffix in {".yml", ".toml", ".md", ".py"}
-            and not {".venv", "_build", ".git", "node_modules", ".cache"} & set(p.parts) and url in p.read_text()]
+    hits = [
+        p.relative_to(ROOT)
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and p.suffix in {".yml", ".toml", ".md", ".py"}
+        and not {".venv", "_build", ".git", "node_modules", ".cache"} & set(p.parts)
+        and url in p.read_text()
+    ]
     assert hits == [Path("_config.yml")]
 
 
 def test_bibliography_has_the_required_works():
     bib = (ROOT / "references.bib").read_text()
     keys = set(re.findall(r"@\w+\{(\w+),", bib))
-    assert {"goodfellow2016deep", "hinton2006reducing", "vincent2008extracting", "vincent2010stacked",
-            "rifai2011contractive", "ng2011sparse", "baldi1989neural", "bengio2007greedy"} <= keys
+    assert {
+        "goodfellow2016deep",
+        "hinton2006reducing",
+        "vincent2008extracting",
+        "vincent2010stacked",
+        "rifai2011contractive",
+        "ng2011sparse",
+        "baldi1989neural",
+        "bengio2007greedy",
+    } <= keys
     assert "references.bib" in CONFIG["bibtex_bibfiles"]
     assert "{bibliography}" in (ROOT / "bibliography.md").read_text()
 
 
 def test_package_import_has_no_side_effects(tmp_path):
     # Importing every module must not create the cache, train, download or restyle matplotlib.
-    code = ("import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
-            "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, aebook.metrics, "
-            "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims; "
-            "assert dict(plt.rcParams) == before")
-    env = {"AEBOOK_CACHE": str(tmp_path / "c"), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    code = (
+        "import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
+        "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, aebook.metrics, "
+        "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims; "
+        "assert dict(plt.rcParams) == before"
+    )
+    env = {
+        "AEBOOK_CACHE": str(tmp_path / "c"),
+        "PATH": "/usr/bin:/bin",
+        "MPLBACKEND": "Agg",
+    }
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
     assert not (tmp_path / "c").exists()
 
@@ -185,17 +256,25 @@ def test_package_import_has_no_side_effects(tmp_path):
 def test_pyproject_fits_colab():
     import tomllib
 
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]
     spec = {re.split(r"[<>=!~ ]", d)[0]: d for d in deps}
     assert spec["torch"] == "torch>=2.4" and spec["ipywidgets"] == "ipywidgets>=7.7"
-    assert not any("==" in d or "<" in d for d in deps), "no pins or caps: Colab's versions must satisfy them"
+    assert not any("==" in d or "<" in d for d in deps), (
+        "no pins or caps: Colab's versions must satisfy them"
+    )
     reqs = (ROOT / "requirements.txt").read_text().split("\n")
     assert [r for r in reqs if r.strip()][-1] == "-e ."
 
 
 def test_readme_package_table_lists_every_module_once():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## The package"):readme.index("## Sliders")]
-    listed = re.findall(r"^\| `aebook\.(\w+)` \|", section, flags=re.M)
-    modules = sorted(p.stem for p in (ROOT / "src" / "aebook").glob("*.py") if p.stem != "__init__")
-    assert sorted(listed) == modules, f"README's package table lists {sorted(listed)}; the package has {modules}"
+    section = readme[readme.index("## The package") : readme.index("## Sliders")]
+    listed = re.findall(r"^\| `aebook\.(\w+)` \|", section, flags=re.MULTILINE)
+    modules = sorted(
+        p.stem for p in (ROOT / "src" / "aebook").glob("*.py") if p.stem != "__init__"
+    )
+    assert sorted(listed) == modules, (
+        f"README's package table lists {sorted(listed)}; the package has {modules}"
+    )

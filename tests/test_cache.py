@@ -25,7 +25,9 @@ def _files(folder=None):
 def test_trains_once_then_loads(tiny, monkeypatch):
     trained, h1 = train_or_load(_model(), tiny, name="m", **FIT)
     assert len(_files()) == 1
-    monkeypatch.setattr(cache, "fit", lambda *a, **k: pytest.fail("trained again instead of loading"))
+    monkeypatch.setattr(
+        cache, "fit", lambda *a, **k: pytest.fail("trained again instead of loading")
+    )
     loaded, h2 = train_or_load(_model(), tiny, name="m", **FIT)
     assert h2 == h1 and not loaded.training
     for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
@@ -34,7 +36,8 @@ def test_trains_once_then_loads(tiny, monkeypatch):
 
 def test_key_covers_config_data_init_and_fit_args(tiny):
     base = cache.cache_key(_model(), tiny, FIT)
-    assert cache.cache_key(_model(), tiny, {**FIT, "progress": True}) == base  # how it runs is not what it learns
+    # how it runs is not what it learns
+    assert cache.cache_key(_model(), tiny, {**FIT, "progress": True}) == base
     assert cache.cache_key(_model(), tiny, {**FIT, "device": "cpu"}) == base
     changed = [
         cache.cache_key(_model(sizes=(784, 16, 5)), tiny, FIT),
@@ -49,12 +52,26 @@ def test_key_covers_config_data_init_and_fit_args(tiny):
 
 def test_an_argument_at_fits_default_gets_the_key_of_leaving_it_out(tiny):
     base = cache.cache_key(_model(), tiny, FIT)
-    for same in ({"penalty": None}, {"corrupt": None}, {"lr": 1e-3}, {"schedule": "constant"}, {"loss": "mse"}):
+    for same in (
+        {"penalty": None},
+        {"corrupt": None},
+        {"lr": 1e-3},
+        {"schedule": "constant"},
+        {"loss": "mse"},
+    ):
         assert cache.cache_key(_model(), tiny, {**FIT, **same}) == base, same
-    for other in ({"lr": 2e-3}, {"schedule": "cosine"}, {"loss": "bce"}, {"weight_decay": 1e-4}):
+    for other in (
+        {"lr": 2e-3},
+        {"schedule": "cosine"},
+        {"loss": "bce"},
+        {"weight_decay": 1e-4},
+    ):
         assert cache.cache_key(_model(), tiny, {**FIT, **other}) != base, other
-    assert cache.cache_key(_model(), tiny, {**FIT, "batch_size": 128}) == cache.cache_key(
-        _model(), tiny, {k: v for k, v in FIT.items() if k != "batch_size"})
+    assert cache.cache_key(
+        _model(), tiny, {**FIT, "batch_size": 128}
+    ) == cache.cache_key(
+        _model(), tiny, {k: v for k, v in FIT.items() if k != "batch_size"}
+    )
 
 
 def test_different_arguments_get_different_files(tiny):
@@ -66,7 +83,8 @@ def test_different_arguments_get_different_files(tiny):
 def test_corrupted_file_is_retrained_with_a_warning(tiny):
     _, h1 = train_or_load(_model(), tiny, name="m", **FIT)
     (path,) = _files()
-    path.write_bytes(path.read_bytes()[:100])  # truncated, as after a crash without atomic writes
+    # truncated, as after a crash without atomic writes
+    path.write_bytes(path.read_bytes()[:100])
     with pytest.warns(RuntimeWarning, match="training it again"):
         _, h2 = train_or_load(_model(), tiny, name="m", **FIT)
     assert h2.train_loss == h1.train_loss  # retrained from the same initial weights
@@ -77,7 +95,8 @@ def test_mismatched_file_is_retrained_with_a_warning(tiny):
     train_or_load(_model(), tiny, name="m", **FIT)
     (path,) = _files()
     blob = torch.load(path, weights_only=True)
-    blob["state_dict"] = {k: v[..., :1] for k, v in blob["state_dict"].items()}  # wrong shapes
+    # wrong shapes
+    blob["state_dict"] = {k: v[..., :1] for k, v in blob["state_dict"].items()}
     torch.save(blob, path)
     with pytest.warns(RuntimeWarning, match="ignoring cached model"):
         _, h = train_or_load(_model(), tiny, name="m", **FIT)
@@ -109,7 +128,9 @@ def test_existing_file_survives_a_crashed_rewrite(tiny, monkeypatch):
     train_or_load(_model(), tiny, name="m", **FIT)
     (path,) = _files()
     before = path.read_bytes()
-    monkeypatch.setattr(torch, "save", lambda obj, f: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(
+        torch, "save", lambda obj, f: (_ for _ in ()).throw(OSError("disk full"))
+    )
     with pytest.raises(OSError):
         cache._atomic_save(path, {"x": 1})
     assert path.read_bytes() == before and _files() == [path]
@@ -135,10 +156,16 @@ def test_describe_is_stable_for_names_partials_and_dataclasses():
     from aebook.models import AEConfig
 
     d = describe(_module_level_corruption)
-    assert d["function"] == f"{__name__}._module_level_corruption" and d == describe(_module_level_corruption)
+    assert d["function"] == f"{__name__}._module_level_corruption" and d == describe(
+        _module_level_corruption
+    )
     p = functools.partial(_module_level_corruption, level=0.3)
-    assert describe(p) == describe(functools.partial(_module_level_corruption, level=0.3))
-    assert describe(p) != describe(functools.partial(_module_level_corruption, level=0.4))
+    assert describe(p) == describe(
+        functools.partial(_module_level_corruption, level=0.3)
+    )
+    assert describe(p) != describe(
+        functools.partial(_module_level_corruption, level=0.4)
+    )
     assert describe(AEConfig((784, 8)))["sizes"] == [784, 8]
 
 
@@ -148,9 +175,12 @@ def test_describe_covers_lambdas_and_closures_by_code_and_values():
     def make(level):
         def inner(x, g):
             return x * level
+
         return inner
 
-    assert describe(make(0.1)) == describe(make(0.1)) and describe(make(0.1)) != describe(make(0.2))
+    assert describe(make(0.1)) == describe(make(0.1)) and describe(
+        make(0.1)
+    ) != describe(make(0.2))
 
 
 def test_describe_refuses_what_it_cannot_describe():
@@ -158,7 +188,8 @@ def test_describe_refuses_what_it_cannot_describe():
 
     lock = threading.Lock()
     with pytest.raises(TypeError, match="stable cache key.*pass numbers"):
-        describe(lambda x, g: x if lock else x)  # closes over a lock: no state to describe
+        # closes over a lock: no state to describe
+        describe(lambda x, g: x if lock else x)
     with pytest.raises(TypeError, match="stable cache key"):
         describe(object())
 

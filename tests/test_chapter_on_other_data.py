@@ -15,7 +15,7 @@ from aebook.claims import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
-STUB = '''
+STUB = """
 import numpy as np
 import aebook.data
 
@@ -26,7 +26,7 @@ def _other_digits(name, train):  # stands in for the torchvision download of ful
     return images[part].reshape(-1, 28, 28), labels[part]
 
 aebook.data._torchvision_split = _other_digits
-'''
+"""
 
 
 def test_overview_runs_to_the_end_on_another_digit_set(monkeypatch):
@@ -34,13 +34,19 @@ def test_overview_runs_to_the_end_on_another_digit_set(monkeypatch):
     nb = nbformat.read(ROOT / "chapters" / "01_overview.ipynb", as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(STUB))
     # raises CellExecutionError on any exception in any cell, a failed claim included
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "chapters")}}).execute()
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "chapters")}},
+    ).execute()
     outputs = "".join(json.dumps(c.get("outputs", [])) for c in nb.cells)
-    assert "Data('mnist', train=(3000, 784), test=(800, 784))" in outputs  # the stub was used
+    # the stub was used
+    assert "Data('mnist', train=(3000, 784), test=(800, 784))" in outputs
     recorded = load_records()["mnist"]["01_overview"]
     setup = "".join(c.source for c in nb.cells if c.cell_type == "code")
-    assert len(recorded) == setup.count("claim(") >= 8  # every claim was checked and recorded
+    # every claim was checked and recorded
+    assert len(recorded) == setup.count("claim(") >= 8
     failed = [r for r in recorded if not r["holds"]]
     # each failed claim (if any) was shown to the reader, in the cell, with its numbers
     assert outputs.count("Does not hold on mnist") == len(failed)

@@ -9,15 +9,29 @@ from aebook.claims import ClaimFailed, Claims, load_records, records_dir
 
 def test_a_claim_that_holds_returns_true_and_is_recorded():
     claim = Claims("02_undercomplete", "mnist5k")
-    assert claim("the AE beats PCA", np.float64(0.57) < 0.8, ratio=np.float64(0.57), k=8) is None  # prints nothing
-    record = json.loads((records_dir() / "mnist5k" / "02_undercomplete.json").read_text())
+    # prints nothing
+    assert (
+        claim("the AE beats PCA", np.float64(0.57) < 0.8, ratio=np.float64(0.57), k=8)
+        is None
+    )
+    record = json.loads(
+        (records_dir() / "mnist5k" / "02_undercomplete.json").read_text()
+    )
     assert record["chapter"] == "02_undercomplete" and record["dataset"] == "mnist5k"
-    assert record["claims"] == [{"statement": "the AE beats PCA", "holds": True, "measured": {"ratio": 0.57, "k": 8}}]
+    assert record["claims"] == [
+        {
+            "statement": "the AE beats PCA",
+            "holds": True,
+            "measured": {"ratio": 0.57, "k": 8},
+        }
+    ]
 
 
 def test_on_the_default_data_a_failed_claim_fails_the_run_like_an_assert():
     claim = Claims("01_overview", "mnist5k")
-    with pytest.raises(AssertionError, match=r"blurrier.*grey_recon = 3\.1.*grey_orig = 2") as err:
+    with pytest.raises(
+        AssertionError, match=r"blurrier.*grey_recon = 3\.1.*grey_orig = 2"
+    ) as err:
         claim("reconstructions are blurrier", False, grey_recon=3.1, grey_orig=2)
     assert isinstance(err.value, ClaimFailed)
     # recorded before raising, so the claims page shows the failure
@@ -26,10 +40,17 @@ def test_on_the_default_data_a_failed_claim_fails_the_run_like_an_assert():
 
 def test_on_other_data_a_failed_claim_reports_and_goes_on(capsys):
     claim = Claims("01_overview", "fashion5k")
-    with pytest.warns(RuntimeWarning, match="does not hold on fashion5k: width helps.*ratio = 1.234"):
+    with pytest.warns(
+        RuntimeWarning, match="does not hold on fashion5k: width helps.*ratio = 1.234"
+    ):
         claim("width helps", torch.tensor(False), ratio=torch.tensor(1.23400))
     assert load_records()["fashion5k"]["01_overview"] == [
-        {"statement": "width helps", "holds": False, "measured": {"ratio": pytest.approx(1.234)}}]
+        {
+            "statement": "width helps",
+            "holds": False,
+            "measured": {"ratio": pytest.approx(1.234)},
+        }
+    ]
 
 
 def test_in_a_notebook_the_report_is_shown_in_the_cell(monkeypatch):
@@ -39,9 +60,15 @@ def test_in_a_notebook_the_report_is_shown_in_the_cell(monkeypatch):
     shown = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())
     monkeypatch.setattr(IPython.display, "display", shown.append)
-    Claims("03_regularized", "fashion5k")("the DAE gives better features", False, gain=-0.3)
+    Claims("03_regularized", "fashion5k")(
+        "the DAE gives better features", False, gain=-0.3
+    )
     (out,) = shown
-    assert "Does not hold on fashion5k" in out.data and "gain = -0.3" in out.data and "claims page" in out.data
+    assert (
+        "Does not hold on fashion5k" in out.data
+        and "gain = -0.3" in out.data
+        and "claims page" in out.data
+    )
 
 
 def test_strictness_can_be_chosen():
@@ -57,8 +84,10 @@ def test_rerunning_a_cell_replaces_the_claim_and_a_new_run_starts_afresh():
     with pytest.warns(RuntimeWarning):
         claim("b", False)
     claim("a", True, v=2.0)  # the same cell run again
-    assert [(c["statement"], c["measured"]) for c in load_records()["fashion5k"]["04_sparse"]] == \
-        [("a", {"v": 2.0}), ("b", {})]
+    assert [
+        (c["statement"], c["measured"])
+        for c in load_records()["fashion5k"]["04_sparse"]
+    ] == [("a", {"v": 2.0}), ("b", {})]
     Claims("04_sparse", "fashion5k")  # a new run of the chapter
     assert load_records()["fashion5k"]["04_sparse"] == []
 
@@ -67,10 +96,13 @@ def test_records_of_several_datasets_and_chapters(tmp_path):
     Claims("01_overview", "mnist5k")("a", True)
     Claims("02_undercomplete", "mnist5k")("b", True)
     Claims("01_overview", "fashion5k")("a", True)
-    (records_dir() / "fashion5k" / "broken.json").write_text("{not json")  # skipped, not fatal
+    # skipped, not fatal
+    (records_dir() / "fashion5k" / "broken.json").write_text("{not json")
     records = load_records()
     assert set(records) == {"mnist5k", "fashion5k"}
-    assert set(records["mnist5k"]) == {"01_overview", "02_undercomplete"} and set(records["fashion5k"]) == {"01_overview"}
+    assert set(records["mnist5k"]) == {"01_overview", "02_undercomplete"} and set(
+        records["fashion5k"]
+    ) == {"01_overview"}
     assert load_records(tmp_path / "nothing-here") == {}
 
 
@@ -85,7 +117,9 @@ def test_non_finite_measurements_are_recorded_as_text():
     assert load_records()["mnist5k"]["x"][0]["measured"] == {"value": "nan"}
 
 
-@pytest.mark.parametrize("chapter, statement", [("", "s"), ("x", ""), (None, "s"), ("x", 3)])
+@pytest.mark.parametrize(
+    "chapter, statement", [("", "s"), ("x", ""), (None, "s"), ("x", 3)]
+)
 def test_bad_names(chapter, statement):
     with pytest.raises(ValueError):
         Claims(chapter, "mnist5k")(statement, True)
@@ -112,7 +146,9 @@ def test_elsewhere_lists_the_claims_that_failed_on_the_other_data():
     assert "b &amp; c" in shown and "v = 2.5" in shown and ">a <" not in shown
     # and the other way round: on clothes, "elsewhere" is the default digits
     on_digits("a", True)
-    assert "On mnist5k, 1 of this chapter's 1 claims hold." in on_clothes.elsewhere().data
+    assert (
+        "On mnist5k, 1 of this chapter's 1 claims hold." in on_clothes.elsewhere().data
+    )
 
 
 def test_elsewhere_without_a_recorded_run_says_how_to_make_one():

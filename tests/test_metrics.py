@@ -22,7 +22,9 @@ def test_psnr_is_averaged_per_image():
 
 def test_psnr_of_an_exact_copy_is_finite():
     x = torch.rand(2, 784)
-    assert math.isfinite(metrics.psnr(x, x)) and metrics.psnr(x, x) == pytest.approx(100.0)
+    assert math.isfinite(metrics.psnr(x, x)) and metrics.psnr(x, x) == pytest.approx(
+        100.0
+    )
 
 
 def test_shape_mismatch_is_an_error():
@@ -36,7 +38,12 @@ def test_mean_image_baseline(digits):
     base = metrics.mean_image_mse(digits.train_x, digits.test_x)
     assert 0.05 < base < 0.09
     # The test set's own mean is the best constant for it, so it can only be lower.
-    assert metrics.mse(digits.test_x, digits.test_x.mean(0, keepdim=True).expand_as(digits.test_x)) <= base
+    assert (
+        metrics.mse(
+            digits.test_x, digits.test_x.mean(0, keepdim=True).expand_as(digits.test_x)
+        )
+        <= base
+    )
 
 
 def test_pca_error_falls_with_k_and_vanishes_at_full_rank(digits):
@@ -63,7 +70,9 @@ def test_compression_ratio():
 
 def test_principal_angles():
     e = torch.eye(4)
-    assert metrics.principal_angles(e[:, :2], e[:, :2]) == pytest.approx([0, 0], abs=1e-6)
+    assert metrics.principal_angles(e[:, :2], e[:, :2]) == pytest.approx(
+        [0, 0], abs=1e-6
+    )
     assert metrics.principal_angles(e[:, :1], e[:, 1:2]) == pytest.approx([90])
     # The same space under another basis (scaled, mixed) has zero angles: only the span matters.
     mixed = e[:, :2] @ torch.tensor([[2.0, 1.0], [0.5, -3.0]])
@@ -99,16 +108,23 @@ def test_pca_fit_matches_a_full_svd(digits):
     # pca_fit takes the covariance's eigenvectors for speed: the subspace, the variances and the
     # reconstructions must be those of the exact SVD of the centred data.
     from sklearn.decomposition import PCA
+
     ours = metrics.pca_fit(digits.train_x, 30)
     exact = PCA(n_components=30, svd_solver="full").fit(digits.train_x.numpy())
-    np.testing.assert_allclose(ours.explained_variance_, exact.explained_variance_, rtol=1e-3)
+    np.testing.assert_allclose(
+        ours.explained_variance_, exact.explained_variance_, rtol=1e-3
+    )
     cosines = np.abs((ours.components_ * exact.components_).sum(1))  # signs may differ
     assert cosines.min() > 0.999
     comps = torch.from_numpy(exact.components_).float()
     mean = torch.from_numpy(exact.mean_).float()
     x = digits.test_x[:100]
-    torch.testing.assert_close(metrics.pca_reconstruct(digits.train_x, x, 30, pca=ours),
-                               (x - mean) @ comps.T @ comps + mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        metrics.pca_reconstruct(digits.train_x, x, 30, pca=ours),
+        (x - mean) @ comps.T @ comps + mean,
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
@@ -120,13 +136,20 @@ def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    tr, te = digits.train_x[:, 200:400], digits.test_x[:, 200:400]  # includes constant (all-blank) pixels
+    # includes constant (all-blank) pixels
+    tr, te = digits.train_x[:, 200:400], digits.test_x[:, 200:400]
     scaler = StandardScaler().fit(tr.numpy())
-    x, x_test = (torch.from_numpy(scaler.transform(a.numpy())).float() for a in (tr, te))
+    x, x_test = (
+        torch.from_numpy(scaler.transform(a.numpy())).float() for a in (tr, te)
+    )
     y = digits.train_y
 
-    def objective(w, b, C):  # scikit-learn's: C * sum of cross-entropies + ||W||^2 / 2, in float64
-        w, b = torch.as_tensor(w, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    # scikit-learn's: C * sum of cross-entropies + ||W||^2 / 2, in float64
+    def objective(w, b, C):
+        w, b = (
+            torch.as_tensor(w, dtype=torch.float64),
+            torch.as_tensor(b, dtype=torch.float64),
+        )
         ce = F.cross_entropy(x.double() @ w.T + b, y, reduction="sum")
         return (C * ce + (w * w).sum() / 2).item()
 
@@ -139,7 +162,9 @@ def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
         assert (predicted != clf.predict(x_test.numpy())).sum() <= 3, C
         accuracy = metrics.linear_probe(tr, y, te, digits.test_y, C=C)
         # linear_probe standardises in float32 itself: the same fit up to rounding, a digit or two apart
-        assert accuracy == pytest.approx(100 * (predicted == digits.test_y.numpy()).mean(), abs=0.3)
+        assert accuracy == pytest.approx(
+            100 * (predicted == digits.test_y.numpy()).mean(), abs=0.3
+        )
         assert accuracy > 50
 
 
@@ -154,12 +179,19 @@ def test_grey_share_counts_the_pixels_strictly_between_the_bounds():
 def test_paired_bootstrap_brackets_the_mean_and_finds_a_tie():
     rng = np.random.default_rng(1)
     a = rng.normal(0, 1, 500)
-    mean, lo, hi = metrics.paired_bootstrap(a + 0.5, a)  # a constant difference: no spread at all
-    assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
+    # a constant difference: no spread at all
+    mean, lo, hi = metrics.paired_bootstrap(a + 0.5, a)
+    assert (
+        mean == pytest.approx(0.5)
+        and lo == pytest.approx(0.5)
+        and hi == pytest.approx(0.5)
+    )
     noise = rng.normal(0, 1, 500)
-    mean, lo, hi = metrics.paired_bootstrap(a + noise, a)  # mean difference ~0: the interval holds 0
+    # mean difference ~0: the interval holds 0
+    mean, lo, hi = metrics.paired_bootstrap(a + noise, a)
     assert lo < mean < hi and lo < 0 < hi
-    assert hi - lo == pytest.approx(2 * 1.96 / np.sqrt(500), rel=0.25)  # about the normal interval's width
+    # about the normal interval's width
+    assert hi - lo == pytest.approx(2 * 1.96 / np.sqrt(500), rel=0.25)
     mean, lo, hi = metrics.paired_bootstrap(a + noise + 1, a)
     assert lo > 0.7
     with pytest.raises(ValueError, match="paired"):

@@ -33,7 +33,9 @@ def test_linear_autoencoder_is_linear():
     x, y = torch.rand(3, 784), torch.rand(3, 784)
     # A linear map plus bias: f(x) + f(y) - f(0) == f(x + y)
     zero = torch.zeros(3, 784)
-    torch.testing.assert_close(model(x) + model(y) - model(zero), model(x + y), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        model(x) + model(y) - model(zero), model(x + y), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_code_activation():
@@ -46,7 +48,11 @@ def test_from_config_round_trip():
     model = Autoencoder([784, 100, 10], hidden="tanh", code="relu", out="identity")
     again = Autoencoder.from_config(model.config.to_dict())
     assert again.config == model.config
-    assert count_parameters(again) == count_parameters(model) == 2 * (784 * 100 + 100 * 10) + 100 + 10 + 100 + 784
+    assert (
+        count_parameters(again)
+        == count_parameters(model)
+        == 2 * (784 * 100 + 100 * 10) + 100 + 10 + 100 + 784
+    )
 
 
 @pytest.mark.parametrize("sizes", [[784], [], [784, 0]])
@@ -60,8 +66,15 @@ def test_unknown_activation_lists_choices():
         AEConfig((784, 10), hidden="gelu2")
 
 
-@pytest.mark.parametrize("shape, hint", [((5, 28, 28), r"x.reshape\(-1, 784\)"), ((784,), r"x.reshape\(1, 784\)"),
-                                         ((28, 28), r"x.reshape\(1, 784\)"), ((5, 100), "takes 784 numbers")])
+@pytest.mark.parametrize(
+    "shape, hint",
+    [
+        ((5, 28, 28), r"x.reshape\(-1, 784\)"),
+        ((784,), r"x.reshape\(1, 784\)"),
+        ((28, 28), r"x.reshape\(1, 784\)"),
+        ((5, 100), "takes 784 numbers"),
+    ],
+)
 def test_wrong_input_shape_says_what_to_do(shape, hint):
     # each hint, followed, fixes the call (the old hint, x.reshape(len(x), -1), did not for one image)
     with pytest.raises(ValueError, match=hint):
@@ -85,26 +98,40 @@ def test_tied_decoder_uses_the_encoders_weights_transposed():
     enc = [l for l in m.encoder if isinstance(l, nn.Linear)]
     # the decoder adds only its biases: 784 + 256 numbers instead of two weight matrices
     assert count_parameters(m) == count_parameters(untied) - (784 * 256 + 256 * 32)
-    assert m.decoder[0].weight.shape == (256, 32) and m.decoder[0].weight.data_ptr() == enc[1].weight.data_ptr()
+    assert (
+        m.decoder[0].weight.shape == (256, 32)
+        and m.decoder[0].weight.data_ptr() == enc[1].weight.data_ptr()
+    )
     assert m.decoder[2].weight.data_ptr() == enc[0].weight.data_ptr()
     x = torch.rand(5, 784)
     h = m.encode(x)
-    expected = torch.sigmoid(torch.relu(h @ enc[1].weight + m.decoder[0].bias) @ enc[0].weight + m.decoder[2].bias)
+    expected = torch.sigmoid(
+        torch.relu(h @ enc[1].weight + m.decoder[0].bias) @ enc[0].weight
+        + m.decoder[2].bias
+    )
     torch.testing.assert_close(m(x), expected)
     assert "tied" in repr(m)
 
 
 def test_tied_weights_train_as_one_and_survive_copy_and_reload():
     import copy
+
     torch.manual_seed(0)
     m = Autoencoder([20, 6], tied=True)
     loss = (m(torch.rand(4, 20)) - torch.rand(4, 20)).pow(2).mean()
     loss.backward()
     w = m.encoder[0].weight
-    assert w.grad is not None and w.grad.abs().sum() > 0  # the decoder's use of W reaches its gradient
-    assert sorted(m.state_dict()) == ["decoder.0.bias", "encoder.0.bias", "encoder.0.weight"]
+    # the decoder's use of W reaches its gradient
+    assert w.grad is not None and w.grad.abs().sum() > 0
+    assert sorted(m.state_dict()) == [
+        "decoder.0.bias",
+        "encoder.0.bias",
+        "encoder.0.weight",
+    ]
     c = copy.deepcopy(m)
-    assert c.decoder[0].weight.data_ptr() == c.encoder[0].weight.data_ptr() != w.data_ptr()
+    assert (
+        c.decoder[0].weight.data_ptr() == c.encoder[0].weight.data_ptr() != w.data_ptr()
+    )
     r = Autoencoder.from_config(m.config.to_dict())
     r.load_state_dict(m.state_dict())
     x = torch.rand(3, 20)

@@ -21,12 +21,21 @@ def test_glue_returns_its_value():
 
 
 def test_glue_stores_plain_numbers(monkeypatch):
+    import myst_nb
     import numpy as np
     import torch
-    import myst_nb
 
     stored = {}
-    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: stored.__setitem__(name, value))
-    glue("a", np.float64(0.5)), glue("b", torch.tensor(2.0)), glue("c", "text"), glue("d", [1, 2])
+    monkeypatch.setattr(
+        myst_nb,
+        "glue",
+        lambda name, value, display=False: stored.__setitem__(name, value),
+    )
+    (
+        glue("a", np.float64(0.5)),
+        glue("b", torch.tensor(2.0)),
+        glue("c", "text"),
+        glue("d", [1, 2]),
+    )
     assert stored == {"a": 0.5, "b": 2.0, "c": "text", "d": [1, 2]}
     assert type(stored["a"]) is float and type(stored["b"]) is float

@@ -2,8 +2,15 @@ import pytest
 import torch
 
 from aebook.models import Autoencoder
-from aebook.penalties import (Contractive, KLSparsity, L1Sparsity, encoder_jacobian_norm_sq, jacobian_norm_sq,
-                              kl_bernoulli, sigmoid_jacobian_norm_sq)
+from aebook.penalties import (
+    Contractive,
+    KLSparsity,
+    L1Sparsity,
+    encoder_jacobian_norm_sq,
+    jacobian_norm_sq,
+    kl_bernoulli,
+    sigmoid_jacobian_norm_sq,
+)
 from aebook.training import fit, set_seed
 
 
@@ -31,9 +38,14 @@ def test_autograd_jacobian_of_a_deep_encoder_matches_finite_differences():
     model = model.double()
     eps = 1e-6
     basis = torch.eye(784, dtype=torch.float64)
-    cols = [(model.encoder(x + eps * e) - model.encoder(x - eps * e)) / (2 * eps) for e in basis]
+    cols = [
+        (model.encoder(x + eps * e) - model.encoder(x - eps * e)) / (2 * eps)
+        for e in basis
+    ]
     fd = torch.cat(cols).pow(2).sum()
-    assert jacobian_norm_sq(model.encoder, x).item() == pytest.approx(fd.item(), rel=1e-5)
+    assert jacobian_norm_sq(model.encoder, x).item() == pytest.approx(
+        fd.item(), rel=1e-5
+    )
 
 
 def test_contractive_penalty_picks_its_method_and_trains():
@@ -44,9 +56,14 @@ def test_contractive_penalty_picks_its_method_and_trains():
     b = Contractive(0.1, "autograd")(model, x, h)
     assert a.item() == pytest.approx(b.item(), rel=1e-4) and a.item() > 0
     b.backward()  # differentiable with respect to the parameters
-    assert model.encoder[0].weight.grad is not None and model.encoder[0].weight.grad.abs().sum() > 0
+    assert (
+        model.encoder[0].weight.grad is not None
+        and model.encoder[0].weight.grad.abs().sum() > 0
+    )
     with pytest.raises(ValueError, match="closed form needs"):
-        encoder_jacobian_norm_sq(Autoencoder([784, 8, 4]).encoder, x, method="closed-form")
+        encoder_jacobian_norm_sq(
+            Autoencoder([784, 8, 4]).encoder, x, method="closed-form"
+        )
 
 
 def test_contractive_training_shrinks_the_jacobian():
@@ -74,8 +91,15 @@ def test_kl_penalty_is_zero_at_the_target_and_grows_away_from_it():
     assert kl_bernoulli(0.05, torch.tensor([0.0, 1.0])).isfinite().all()
 
 
-@pytest.mark.parametrize("make", [lambda: L1Sparsity(-1e-3), lambda: KLSparsity(-1.0),
-                                  lambda: Contractive(-0.1), lambda: Contractive(float("nan"))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: L1Sparsity(-1e-3),
+        lambda: KLSparsity(-1.0),
+        lambda: Contractive(-0.1),
+        lambda: Contractive(float("nan")),
+    ],
+)
 def test_negative_weights_are_rejected(make):
     with pytest.raises(ValueError, match=">= 0"):
         make()
@@ -96,6 +120,15 @@ def test_penalties_describe_themselves_to_the_cache():
     from aebook.cache import describe
 
     d = describe(KLSparsity(3.0))
-    assert {k: d[k] for k in ("type", "beta", "rho")} == {"type": "KLSparsity", "beta": 3.0, "rho": 0.05}
-    assert d["code"] == describe(KLSparsity(0.5))["code"] != describe(L1Sparsity(0.5))["code"]  # the class's code
+    assert {k: d[k] for k in ("type", "beta", "rho")} == {
+        "type": "KLSparsity",
+        "beta": 3.0,
+        "rho": 0.05,
+    }
+    # the class's code
+    assert (
+        d["code"]
+        == describe(KLSparsity(0.5))["code"]
+        != describe(L1Sparsity(0.5))["code"]
+    )
     assert describe(Contractive(0.1)) != describe(Contractive(0.2))

@@ -28,8 +28,14 @@ def test_show_images_and_rows():
 
 
 def test_plot_losses_draws_train_and_test():
-    ax = plotting.plot_losses({"x": History([1.0, 0.5], [1.1, 0.6]), "y": History([2.0, 1.0])})
-    assert [line.get_label() for line in ax.get_lines()] == ["x: train", "x: test", "y: train"]
+    ax = plotting.plot_losses(
+        {"x": History([1.0, 0.5], [1.1, 0.6]), "y": History([2.0, 1.0])}
+    )
+    assert [line.get_label() for line in ax.get_lines()] == [
+        "x: train",
+        "x: test",
+        "y: train",
+    ]
 
 
 def test_draw_architecture_writes_a_png(tmp_path):
@@ -42,7 +48,9 @@ def test_figure_script_writes_into_images(tmp_path):
     import importlib.util
 
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("draw_figures", root / "scripts" / "draw_figures.py")
+    spec = importlib.util.spec_from_file_location(
+        "draw_figures", root / "scripts" / "draw_figures.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     (path,) = module.main(tmp_path)
@@ -60,5 +68,8 @@ def test_image_grid_places_each_image_in_its_cell():
     x = torch.rand(7, 784)
     grid = plotting.image_grid(x, nrow=3, padding=1)
     assert grid.shape == (3 * 29 + 1, 3 * 29 + 1)
-    assert np.array_equal(grid[1 + 29:1 + 29 + 28, 1 + 58:1 + 58 + 28], x[5].reshape(28, 28).numpy())
-    assert (grid[:, 0] == 1).all() and (grid[-29:, 1 + 29:] == 1).all()  # the padding and the empty cells are white
+    assert np.array_equal(
+        grid[1 + 29 : 1 + 29 + 28, 1 + 58 : 1 + 58 + 28], x[5].reshape(28, 28).numpy()
+    )
+    # the padding and the empty cells are white
+    assert (grid[:, 0] == 1).all() and (grid[-29:, 1 + 29 :] == 1).all()

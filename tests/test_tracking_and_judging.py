@@ -20,7 +20,8 @@ def _vae():
 
 
 def _test_elbo(model):
-    g = torch.Generator().manual_seed(1)  # its own generator: watching must not change the run
+    # its own generator: watching must not change the run
+    g = torch.Generator().manual_seed(1)
     x = torch.linspace(0, 1, 784).repeat(8, 1)
     recon, kl = elbo(model, x, generator=g)
     return {"reconstruction": recon.mean().item(), "kl": kl.mean().item()}
@@ -31,7 +32,9 @@ def test_track_records_one_number_per_epoch_and_changes_nothing(tiny):
     watched, plain = _vae(), _vae()
     h = fit(watched, tiny, track=_test_elbo, **kw)
     h_plain = fit(plain, tiny, **kw)
-    assert set(h.tracked) == {"reconstruction", "kl"} and all(len(v) == 3 for v in h.tracked.values())
+    assert set(h.tracked) == {"reconstruction", "kl"} and all(
+        len(v) == 3 for v in h.tracked.values()
+    )
     assert h_plain.tracked == {}
     assert h.train_loss == h_plain.train_loss  # the same run, watched or not
     for a, b in zip(watched.state_dict().values(), plain.state_dict().values()):
@@ -53,10 +56,19 @@ def test_track_must_keep_its_names(tiny):
 
 
 def test_tracked_numbers_survive_the_cache(tiny, tmp_path):
-    kw = dict(name="vae", directory=tmp_path, epochs=2, lr=3e-3, loss="bce", penalty=GaussianKL(1.0),
-              progress=False, track=_test_elbo)
+    kw = dict(
+        name="vae",
+        directory=tmp_path,
+        epochs=2,
+        lr=3e-3,
+        loss="bce",
+        penalty=GaussianKL(1.0),
+        progress=False,
+        track=_test_elbo,
+    )
     _, first = train_or_load(_vae(), tiny, **kw)
     from aebook import cache
+
     cache._PRODUCED.clear()  # as in a new session: load from the file
     _, again = train_or_load(_vae(), tiny, **kw)
     assert again.tracked == first.tracked and len(again.tracked["kl"]) == 2
@@ -73,7 +85,10 @@ def test_classifier_learns_separable_classes_and_scores_what_it_sees():
     net = train_classifier(x, y, hidden=16, epochs=30, lr=1e-2, seed=0)
     assert not net.training and (net(x).argmax(1) == y).float().mean() > 0.95
     again = train_classifier(x, y, hidden=16, epochs=30, lr=1e-2, seed=0)
-    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(net.state_dict().values(), again.state_dict().values())
+    )
     real = classifier_scores(net, x)
     assert real["confident"] > 0.9 and real["spread"] == pytest.approx(1.0, abs=1e-3)
     one_class = classifier_scores(net, centres[[0] * 50])
@@ -92,19 +107,24 @@ def test_classifier_inputs_are_checked():
 
 def test_evaluate_of_a_vae_uses_the_code_mean(tiny):
     vae = _vae().eval()
-    assert evaluate(vae, tiny, loss="bce") == evaluate(vae, tiny, loss="bce")  # no sampling in eval
+    # no sampling in eval
+    assert evaluate(vae, tiny, loss="bce") == evaluate(vae, tiny, loss="bce")
 
 
 def test_image_png_round_trips_and_checks_its_input():
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     rgb = np.zeros((5, 7, 3), np.uint8)
     rgb[2, 3] = (255, 0, 0)
     back = np.asarray(Image.open(io.BytesIO(aw.image_png(rgb))).convert("RGB"))
     assert np.array_equal(back, rgb)
     # With a palette, an image of few colours comes back exactly, in fewer bytes than a noisy one.
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(aw.image_png(rgb, colors=4))).convert("RGB")), rgb)
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(aw.image_png(rgb, colors=4))).convert("RGB")),
+        rgb,
+    )
     noisy = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     assert len(aw.image_png(noisy, colors=16)) < len(aw.image_png(noisy)) / 2
     with pytest.raises(ValueError, match="uint8"):
@@ -114,7 +134,10 @@ def test_image_png_round_trips_and_checks_its_input():
 
 
 def _panels(rows, cols):
-    return [[aw.panel(b"png", f"x = {i}, y = {j}") for i in range(cols)] for j in range(rows)]
+    return [
+        [aw.panel(b"png", f"x = {i}, y = {j}") for i in range(cols)]
+        for j in range(rows)
+    ]
 
 
 def test_two_sliders_link_in_the_browser():
@@ -122,14 +145,17 @@ def test_two_sliders_link_in_the_browser():
     box = aw.panel_slider_2d(panels, ["0", "1", "2"], ["0", "1"], "x", "y")
     x, y, outer = box.children
     assert isinstance(outer, ipywidgets.Stack) and len(outer.children) == 2
-    assert [list(row.children) for row in outer.children] == panels  # row j holds panels[j]
+    # row j holds panels[j]
+    assert [list(row.children) for row in outer.children] == panels
     assert x.options == ("0", "1", "2") and y.options == ("0", "1")
 
 
 def test_two_sliders_fall_back_to_the_kernel_on_ipywidgets7(monkeypatch):
     monkeypatch.delattr(ipywidgets, "Stack")
     panels = _panels(2, 3)
-    x, y, outer = aw.panel_slider_2d(panels, ["0", "1", "2"], ["0", "1"], "x", "y").children
+    x, y, outer = aw.panel_slider_2d(
+        panels, ["0", "1", "2"], ["0", "1"], "x", "y"
+    ).children
 
     def shown():
         (row,) = outer.children
@@ -140,7 +166,8 @@ def test_two_sliders_fall_back_to_the_kernel_on_ipywidgets7(monkeypatch):
     x.value = "2"
     assert "x = 2, y = 0" in shown()
     y.value = "1"
-    assert "x = 2, y = 1" in shown()  # the new row follows the x slider's current position
+    # the new row follows the x slider's current position
+    assert "x = 2, y = 1" in shown()
     x.index = 1
     assert "x = 1, y = 1" in shown()
 

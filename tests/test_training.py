@@ -2,8 +2,19 @@ import pytest
 import torch
 
 from aebook.models import Autoencoder
-from aebook.training import (History, encode, evaluate, fit, reconstruct, reconstruction_loss, resolve_device,
-                             set_seed)
+from aebook.training import (
+    History,
+    encode,
+    evaluate,
+    fit,
+    greedy_pretrain,
+    layer_autoencoder,
+    reconstruct,
+    reconstruction_loss,
+    resolve_device,
+    set_seed,
+    unroll,
+)
 
 
 def _model(seed=0, **kw):
@@ -12,7 +23,15 @@ def _model(seed=0, **kw):
 
 
 def test_fit_reduces_the_loss(tiny):
-    h = fit(_model(), tiny, epochs=15, batch_size=32, lr=3e-3, val_x=tiny[:50], progress=False)
+    h = fit(
+        _model(),
+        tiny,
+        epochs=15,
+        batch_size=32,
+        lr=3e-3,
+        val_x=tiny[:50],
+        progress=False,
+    )
     assert isinstance(h, History) and len(h.train_loss) == 15 and len(h.val_loss) == 15
     assert h.train_loss[-1] < 0.8 * h.train_loss[0]
     assert h.seconds > 0
@@ -49,7 +68,9 @@ def test_corruption_feeds_the_encoder_but_target_stays_clean(tiny):
         return noisy
 
     model = _model()
-    fit(model, tiny, epochs=30, batch_size=200, lr=1e-2, corrupt=corrupt, progress=False)
+    fit(
+        model, tiny, epochs=30, batch_size=200, lr=1e-2, corrupt=corrupt, progress=False
+    )
     assert len(seen) == 30
     # With a blank input, the best the model can do is output the mean image of the clean targets.
     r = reconstruct(model, torch.zeros(1, 784))
@@ -68,12 +89,15 @@ def test_bce_needs_sigmoid_output(tiny):
         fit(_model(out="identity"), tiny, epochs=1, loss="bce", progress=False)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"epochs": 0}, "epochs"),
-    ({"epochs": 1, "batch_size": 0}, "batch_size"),
-    ({"epochs": 1, "lr": -1.0}, "lr"),
-    ({"epochs": 1, "loss": "l1"}, "unknown loss"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 1, "batch_size": 0}, "batch_size"),
+        ({"epochs": 1, "lr": -1.0}, "lr"),
+        ({"epochs": 1, "loss": "l1"}, "unknown loss"),
+    ],
+)
 def test_bad_fit_arguments(tiny, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(_model(), tiny, progress=False, **kwargs)
@@ -138,20 +162,36 @@ def test_cosine_schedule_anneals_to_zero(tiny, monkeypatch):
         return real_step(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
-    fit(_model(), tiny, epochs=2, batch_size=50, lr=0.01, schedule="cosine", progress=False)
-    assert lrs[0] == pytest.approx(0.01) and lrs[-1] < 0.01 * 0.2 and lrs == sorted(lrs, reverse=True)
+    fit(
+        _model(),
+        tiny,
+        epochs=2,
+        batch_size=50,
+        lr=0.01,
+        schedule="cosine",
+        progress=False,
+    )
+    assert (
+        lrs[0] == pytest.approx(0.01)
+        and lrs[-1] < 0.01 * 0.2
+        and lrs == sorted(lrs, reverse=True)
+    )
     with pytest.raises(ValueError, match="unknown schedule"):
         fit(_model(), tiny, epochs=1, schedule="step", progress=False)
 
 
 # --- greedy layer-wise pretraining -------------------------------------------------------
 
-from aebook.training import greedy_pretrain, layer_autoencoder, unroll  # noqa: E402
-
 
 def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
-    stack, histories = greedy_pretrain([784, 64, 32, 8], tiny, epochs=3, batch_size=50, progress=False)
-    assert [(m.input_size, m.code_size) for m in stack] == [(784, 64), (64, 32), (32, 8)]
+    stack, histories = greedy_pretrain(
+        [784, 64, 32, 8], tiny, epochs=3, batch_size=50, progress=False
+    )
+    assert [(m.input_size, m.code_size) for m in stack] == [
+        (784, 64),
+        (64, 32),
+        (32, 8),
+    ]
     assert [len(h.train_loss) for h in histories] == [3, 3, 3]
     # Layer 1 reconstructs pixels through a sigmoid; the others reconstruct ReLU codes.
     assert [m.config.out for m in stack] == ["sigmoid", "relu", "relu"]
@@ -159,7 +199,9 @@ def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
 
 
 def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
-    stack, _ = greedy_pretrain([784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False)
+    stack, _ = greedy_pretrain(
+        [784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False
+    )
     deep = unroll(stack)
     assert deep.config.sizes == (784, 64, 32, 8)
     h = tiny
@@ -174,7 +216,9 @@ def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
 
 
 def test_fine_tuning_the_unrolled_model_improves_it(tiny):
-    stack, _ = greedy_pretrain([784, 64, 8], tiny, epochs=5, batch_size=50, progress=False)
+    stack, _ = greedy_pretrain(
+        [784, 64, 8], tiny, epochs=5, batch_size=50, progress=False
+    )
     deep = unroll(stack)
     before = evaluate(deep, tiny)
     fit(deep, tiny, epochs=10, batch_size=50, loss="bce", progress=False)
@@ -182,21 +226,44 @@ def test_fine_tuning_the_unrolled_model_improves_it(tiny):
 
 
 def test_greedy_pretrain_is_reproducible(tiny):
-    a, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False)
-    b, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False)
-    assert all(torch.equal(p, q) for p, q in zip(unroll(a).parameters(), unroll(b).parameters()))
+    a, _ = greedy_pretrain(
+        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False
+    )
+    b, _ = greedy_pretrain(
+        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False
+    )
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(unroll(a).parameters(), unroll(b).parameters())
+    )
 
 
 def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
     import aebook.cache
     from aebook.cache import train_or_load
 
-    greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False, train_or_load=train_or_load,
-                    cache_name="t")
+    greedy_pretrain(
+        [784, 16, 4],
+        tiny,
+        epochs=2,
+        batch_size=50,
+        progress=False,
+        train_or_load=train_or_load,
+        cache_name="t",
+    )
     assert len(list((aebook.cache.cache_dir() / "models").glob("t-layer*.pt"))) == 2
-    monkeypatch.setattr(aebook.cache, "fit", lambda *a, **k: pytest.fail("retrained a cached layer"))
-    stack, _ = greedy_pretrain([784, 16, 4], tiny, epochs=2, batch_size=50, progress=False,
-                               train_or_load=train_or_load, cache_name="t")
+    monkeypatch.setattr(
+        aebook.cache, "fit", lambda *a, **k: pytest.fail("retrained a cached layer")
+    )
+    stack, _ = greedy_pretrain(
+        [784, 16, 4],
+        tiny,
+        epochs=2,
+        batch_size=50,
+        progress=False,
+        train_or_load=train_or_load,
+        cache_name="t",
+    )
     assert len(stack) == 2
 
 
@@ -208,7 +275,12 @@ def test_stacking_bad_arguments(tiny):
     with pytest.raises(ValueError, match="empty"):
         unroll([])
     with pytest.raises(ValueError, match="do not chain"):
-        unroll([layer_autoencoder(784, 16, True, False), layer_autoencoder(32, 4, False, True)])
+        unroll(
+            [
+                layer_autoencoder(784, 16, True, False),
+                layer_autoencoder(32, 4, False, True),
+            ]
+        )
 
 
 def _expected_stop(val_loss: list[float], patience: int) -> int:
@@ -231,7 +303,10 @@ def test_early_stopping_halts_and_restores_the_best_weights(tiny):
     # The weights handed back are those of the best epoch: a run of exactly that many epochs.
     short = _model()
     fit(short, tiny[:10], epochs=h.best_epoch, **kw)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), short.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), short.state_dict().values())
+    )
     assert evaluate(model, tiny[100:]) == pytest.approx(min(h.val_loss))
 
 
@@ -240,14 +315,17 @@ def test_early_stopping_needs_validation_data_and_a_positive_patience(tiny):
         fit(_model(), tiny, epochs=2, patience=3, progress=False)
     with pytest.raises(ValueError, match="patience >= 1"):
         fit(_model(), tiny, epochs=2, patience=0, val_x=tiny, progress=False)
-    assert History().best_epoch == 0 and History(val_loss=[3.0, 1.0, 2.0]).best_epoch == 2
+    assert (
+        History().best_epoch == 0 and History(val_loss=[3.0, 1.0, 2.0]).best_epoch == 2
+    )
 
 
 def test_adam_is_fused_on_the_cpu_only_where_pytorch_has_the_kernel():
     from aebook.training import adam
 
     assert adam(_model(), lr=1e-3).defaults["fused"] is True
-    assert adam(_model().to("meta"), lr=1e-3).defaults["fused"] is None  # a device without one: the default
+    # a device without one: the default
+    assert adam(_model().to("meta"), lr=1e-3).defaults["fused"] is None
 
 
 def test_progress_bar_counts_epochs_and_an_early_stop_ends_complete(tiny, monkeypatch):
@@ -264,9 +342,19 @@ def test_progress_bar_counts_epochs_and_an_early_stop_ends_complete(tiny, monkey
 
     monkeypatch.setattr(tqdm.auto, "tqdm", Spy)
     fit(_model(), tiny, epochs=4, batch_size=50, val_x=tiny[:50], progress=True)
-    h = fit(_model(), tiny[:10], epochs=60, batch_size=5, lr=1e-2, val_x=tiny[100:], patience=3, progress=True)
+    h = fit(
+        _model(),
+        tiny[:10],
+        epochs=60,
+        batch_size=5,
+        lr=1e-2,
+        val_x=tiny[100:],
+        patience=3,
+        progress=True,
+    )
     assert bars[0].n == bars[0].total == 4
-    assert bars[1].n == bars[1].total == len(h.val_loss) < 60  # stopped early, drawn as finished
+    # stopped early, drawn as finished
+    assert bars[1].n == bars[1].total == len(h.val_loss) < 60
     assert "val" in bars[1].postfix
 
 
@@ -285,7 +373,8 @@ def test_batched_concatenates_in_order_and_restores_the_mode_also_on_error():
     with torch.no_grad():
         out = batched(model, x, codes, 4, "cpu")
         assert out.shape == (10, 3) and torch.allclose(out, model.eval().encode(x))
-    assert seen_modes == [False, False, False]  # batches of 4, 4 and 2, each in eval mode
+    # batches of 4, 4 and 2, each in eval mode
+    assert seen_modes == [False, False, False]
     model.train()
 
     def fails(m, b):

@@ -24,17 +24,22 @@ def test_panel_escapes_its_caption_and_gives_its_image_alt_text():
     p = aw.panel(b"x", "k < 8 & more")
     assert "k &lt; 8 &amp; more" in _caption(p)
     img = p.children[1].value
-    assert img.startswith('<img class="aebook-panel" src="data:image/png;base64,eA=="')  # b"x", inline
+    # b"x", inline
+    assert img.startswith('<img class="aebook-panel" src="data:image/png;base64,eA=="')
     assert 'alt="k &lt; 8 &amp; more"' in img  # the caption, when no alt text is given
     p = aw.panel(b"x", "k = 8", alt='ten digits and their "reconstructions"')
-    assert 'alt="ten digits and their &quot;reconstructions&quot;"' in p.children[1].value
+    assert (
+        'alt="ten digits and their &quot;reconstructions&quot;"' in p.children[1].value
+    )
 
 
 def test_ipywidgets8_links_slider_to_stack_in_the_browser(monkeypatch):
     assert aw.has_stack(), "the book builds with ipywidgets 8"
     links = []
     real = ipywidgets.jslink
-    monkeypatch.setattr(ipywidgets, "jslink", lambda a, b: links.append((a, b)) or real(a, b))
+    monkeypatch.setattr(
+        ipywidgets, "jslink", lambda a, b: links.append((a, b)) or real(a, b)
+    )
     panels = _panels(3)
     box = aw.panel_slider(panels, ["2", "4", "8"], "k")
     slider, stack = box.children
@@ -61,7 +66,9 @@ def test_grid_links_choice_and_slider():
     panels = {"gaussian": _panels(2, "g"), "masking": _panels(2, "m")}
     box = aw.panel_slider_grid(panels, ["0.0", "0.1"], "noise", "type")
     choice, slider, outer = box.children
-    assert choice.options == ("gaussian", "masking") and isinstance(outer, ipywidgets.Stack)
+    assert choice.options == ("gaussian", "masking") and isinstance(
+        outer, ipywidgets.Stack
+    )
     inner = outer.children
     assert [list(s.children) for s in inner] == [panels["gaussian"], panels["masking"]]
 
@@ -69,7 +76,9 @@ def test_grid_links_choice_and_slider():
 def test_grid_fallback_follows_both_controls(monkeypatch):
     monkeypatch.delattr(ipywidgets, "Stack")
     panels = {"gaussian": _panels(2, "g"), "masking": _panels(2, "m")}
-    choice, slider, outer = aw.panel_slider_grid(panels, ["0.0", "0.1"], "noise", "type").children
+    choice, slider, outer = aw.panel_slider_grid(
+        panels, ["0.0", "0.1"], "noise", "type"
+    ).children
     slider.index = 1
     choice.index = 1
     (inner,) = outer.children

@@ -23,12 +23,17 @@ from . import __version__, models, training
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 from .training import History, fit, resolve_device
 
-FORMAT = 3  # 3: code enters keys as its syntax tree without docstrings (2: as source text)
-_NOT_IN_KEY = {"progress", "device"}  # they change how training runs, not what it learns
+# 3: code enters keys as its syntax tree without docstrings (2: as source text)
+FORMAT = 3
+# they change how training runs, not what it learns
+_NOT_IN_KEY = {"progress", "device"}
 # fit's plain defaults: an argument passed with its default value trains the same weights as one left out,
 # so both get one key (``penalty=None`` written out or not). Only plain values compare, never tensors.
-_FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
-                 if p.default is None or isinstance(p.default, (bool, int, float, str))}
+_FIT_DEFAULTS = {
+    k: p.default
+    for k, p in inspect.signature(fit).parameters.items()
+    if p.default is None or isinstance(p.default, (bool, int, float, str))
+}
 # The package's code that decides what a model learns, whatever is passed to fit: its source is in every key.
 _WEIGHT_CODE = (training, models)
 # Models this session's train_or_load returned: weights digest -> (arguments digest, history).
@@ -41,17 +46,25 @@ def tensor_digest(t: torch.Tensor | None) -> str | None:
         return None
     t = t.detach().cpu().contiguous()
     h = hashlib.sha256(f"{tuple(t.shape)}{t.dtype}".encode())
-    h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    h.update(
+        t.numpy().tobytes()
+        if t.dtype != torch.bfloat16
+        else t.float().numpy().tobytes()
+    )
     return h.hexdigest()[:16]
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
     """One hash of every tensor of a state dict, names included."""
-    return hashlib.sha256("".join(f"{k}:{tensor_digest(v)}" for k, v in state_dict.items()).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        "".join(f"{k}:{tensor_digest(v)}" for k, v in state_dict.items()).encode()
+    ).hexdigest()[:16]
 
 
 def _sha(text: str | bytes) -> str:
-    return hashlib.sha256(text if isinstance(text, bytes) else text.encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        text if isinstance(text, bytes) else text.encode()
+    ).hexdigest()[:16]
 
 
 def _const_repr(c: Any) -> str:
@@ -72,14 +85,26 @@ def _without_docstring(code: types.CodeType) -> list[Any]:
     if flag is not None:
         has_doc = bool(code.co_flags & flag)
     else:  # before 3.14 a def without a docstring starts with None; lambdas have none
-        has_doc = not code.co_name.startswith("<") and bool(consts) and isinstance(consts[0], str)
+        has_doc = (
+            not code.co_name.startswith("<")
+            and bool(consts)
+            and isinstance(consts[0], str)
+        )
     return consts[1:] if has_doc else consts
 
 
 def _code_object_digest(code: types.CodeType) -> str:
     """Bytecode, constants (nested functions included, docstrings left out) and names of compiled code."""
-    return _sha(code.co_code + repr(([_const_repr(c) for c in _without_docstring(code)], code.co_names,
-                                     code.co_varnames)).encode())
+    return _sha(
+        code.co_code
+        + repr(
+            (
+                [_const_repr(c) for c in _without_docstring(code)],
+                code.co_names,
+                code.co_varnames,
+            )
+        ).encode()
+    )
 
 
 def source_digest(source: str) -> str:
@@ -92,9 +117,15 @@ def source_digest(source: str) -> str:
         return _sha(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(
+                node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+            )
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return _sha(ast.dump(tree, include_attributes=False))
 
@@ -118,10 +149,19 @@ def class_digest(cls: type) -> str:
         member = getattr(member, "__func__", member)  # staticmethod / classmethod
         if isinstance(member, property):
             member = member.fget
-        if isinstance(member, types.FunctionType) and member.__code__.co_filename != "<string>":
-            parts.append((name, code_digest(member)))  # "<string>": made by dataclasses, described by the fields
-    bases = [class_digest(b) if b.__module__ not in ("builtins", "abc", "typing") and
-             not b.__module__.startswith(("torch", "collections")) else b.__qualname__ for b in cls.__bases__]
+        if (
+            isinstance(member, types.FunctionType)
+            and member.__code__.co_filename != "<string>"
+        ):
+            # "<string>": made by dataclasses, described by the fields
+            parts.append((name, code_digest(member)))
+    bases = [
+        class_digest(b)
+        if b.__module__ not in ("builtins", "abc", "typing")
+        and not b.__module__.startswith(("torch", "collections"))
+        else b.__qualname__
+        for b in cls.__bases__
+    ]
     return _sha(repr((cls.__qualname__, parts, bases)))
 
 
@@ -133,14 +173,19 @@ def _globals_used(func: types.FunctionType) -> dict[str, Any]:
         names.update(code.co_names)
         stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
     plain = (bool, int, float, str, np.generic)
-    return {n: describe(func.__globals__[n]) for n in sorted(names)
-            if n in func.__globals__ and isinstance(func.__globals__[n], plain)}
+    return {
+        n: describe(func.__globals__[n])
+        for n in sorted(names)
+        if n in func.__globals__ and isinstance(func.__globals__[n], plain)
+    }
 
 
 def _refuse(obj: Any, why: str) -> TypeError:
-    return TypeError(f"cannot build a stable cache key from {obj!r} ({why}): pass numbers, strings, tensors, "
-                     f"a dataclass, a function or a functools.partial of one, or an object whose attributes "
-                     f"are such values")
+    return TypeError(
+        f"cannot build a stable cache key from {obj!r} ({why}): pass numbers, strings, tensors, "
+        f"a dataclass, a function or a functools.partial of one, or an object whose attributes "
+        f"are such values"
+    )
 
 
 def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
@@ -154,7 +199,8 @@ def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
         return obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
-    if isinstance(obj, np.generic):  # np.int64(5), np.float32(1e-3): the number they hold
+    # np.int64(5), np.float32(1e-3): the number they hold
+    if isinstance(obj, np.generic):
         return describe(obj.item())
     if id(obj) in _seen:
         raise _refuse(obj, "it refers to itself")
@@ -162,38 +208,67 @@ def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
     if isinstance(obj, (list, tuple)):
         return [describe(o, seen) for o in obj]
     if isinstance(obj, dict):
-        return {str(k): describe(v, seen) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+        return {
+            str(k): describe(v, seen)
+            for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))
+        }
     if isinstance(obj, torch.Tensor):
         return tensor_digest(obj)
     if isinstance(obj, np.ndarray):
         return tensor_digest(torch.from_numpy(np.ascontiguousarray(obj)))
     if isinstance(obj, functools.partial):
-        return {"partial": describe(obj.func, seen), "args": describe(obj.args, seen),
-                "kwargs": describe(obj.keywords, seen)}
+        return {
+            "partial": describe(obj.func, seen),
+            "args": describe(obj.args, seen),
+            "kwargs": describe(obj.keywords, seen),
+        }
     if isinstance(obj, type):
-        return {"class": f"{obj.__module__}.{obj.__qualname__}", "code": class_digest(obj)}
+        return {
+            "class": f"{obj.__module__}.{obj.__qualname__}",
+            "code": class_digest(obj),
+        }
     if isinstance(obj, types.MethodType):
-        return {"method": f"{obj.__func__.__module__}.{obj.__func__.__qualname__}",
-                "code": code_digest(obj.__func__), "self": describe(obj.__self__, seen)}
+        return {
+            "method": f"{obj.__func__.__module__}.{obj.__func__.__qualname__}",
+            "code": code_digest(obj.__func__),
+            "self": describe(obj.__self__, seen),
+        }
     if isinstance(obj, types.FunctionType):
         closure = [c.cell_contents for c in (obj.__closure__ or ())]
-        return {"function": f"{obj.__module__}.{obj.__qualname__}", "code": code_digest(obj),
-                "closure": describe(closure, seen), "defaults": describe(obj.__defaults__, seen),
-                "kwdefaults": describe(obj.__kwdefaults__, seen), "globals": _globals_used(obj)}
-    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)) or type(obj).__module__.startswith("torch"):
+        return {
+            "function": f"{obj.__module__}.{obj.__qualname__}",
+            "code": code_digest(obj),
+            "closure": describe(closure, seen),
+            "defaults": describe(obj.__defaults__, seen),
+            "kwdefaults": describe(obj.__kwdefaults__, seen),
+            "globals": _globals_used(obj),
+        }
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)) or type(
+        obj
+    ).__module__.startswith("torch"):
         name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
         if name is None:
             raise _refuse(obj, "a library object without a name")
         return f"{getattr(obj, '__module__', '') or type(obj).__module__}.{name}"
     if dataclasses.is_dataclass(obj):
-        return {"type": type(obj).__qualname__, "code": class_digest(type(obj)),
-                **{f.name: describe(getattr(obj, f.name), seen) for f in dataclasses.fields(obj)}}
+        return {
+            "type": type(obj).__qualname__,
+            "code": class_digest(type(obj)),
+            **{
+                f.name: describe(getattr(obj, f.name), seen)
+                for f in dataclasses.fields(obj)
+            },
+        }
     if callable(obj) or hasattr(obj, "__dict__"):
         try:
             state = vars(obj)
         except TypeError:
             raise _refuse(obj, "its state cannot be read") from None
-        return {"type": type(obj).__qualname__, "code": class_digest(type(obj)), "state": describe(state, seen)}
+        return {
+            "type": type(obj).__qualname__,
+            "code": class_digest(type(obj)),
+            "state": describe(state, seen),
+        }
     raise _refuse(obj, f"a {type(obj).__name__}")
 
 
@@ -201,22 +276,40 @@ def _is_default(name: str, value: Any) -> bool:
     if name not in _FIT_DEFAULTS:
         return False
     default = _FIT_DEFAULTS[name]
-    return value is default if default is None else type(value) is type(default) and value == default
+    return (
+        value is default
+        if default is None
+        else type(value) is type(default) and value == default
+    )
 
 
-def cache_key(model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]) -> dict[str, Any]:
+def cache_key(
+    model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """Everything that decides the trained weights: the package's training code, the model's spec,
     class and initial weights, the data, and every fit argument (with the code of the hooks)."""
-    config = model.config.to_dict() if hasattr(model, "config") and hasattr(model.config, "to_dict") else None
+    config = (
+        model.config.to_dict()
+        if hasattr(model, "config") and hasattr(model.config, "to_dict")
+        else None
+    )
     return {
         "format": FORMAT,
         "aebook": __version__,
-        "code": {m.__name__: source_digest(inspect.getsource(m)) for m in _weight_code(model)},
+        "code": {
+            m.__name__: source_digest(inspect.getsource(m)) for m in _weight_code(model)
+        },
         "model": describe(type(model)),
         "config": config,
         "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
-        "fit": describe({k: v for k, v in fit_kwargs.items() if k not in _NOT_IN_KEY and not _is_default(k, v)}),
+        "fit": describe(
+            {
+                k: v
+                for k, v in fit_kwargs.items()
+                if k not in _NOT_IN_KEY and not _is_default(k, v)
+            }
+        ),
     }
 
 
@@ -224,13 +317,23 @@ def _weight_code(model: nn.Module) -> list[types.ModuleType]:
     """`_WEIGHT_CODE`, and the package module the model's class comes from (`aebook.sae`, say) if it is another."""
     modules = list(_WEIGHT_CODE)
     own = inspect.getmodule(type(model))
-    if own is not None and own.__name__.startswith(f"{__package__}.") and own not in modules:
+    if (
+        own is not None
+        and own.__name__.startswith(f"{__package__}.")
+        and own not in modules
+    ):
         modules.append(own)
     return modules
 
 
-def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model",
-                  directory: str | Path | None = None, **fit_kwargs: Any) -> tuple[nn.Module, History]:
+def train_or_load(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    *,
+    name: str = "model",
+    directory: str | Path | None = None,
+    **fit_kwargs: Any,
+) -> tuple[nn.Module, History]:
     """Return ``model`` trained by ``fit(model, train_x, **fit_kwargs)``, loading the weights if cached.
 
     The file name hashes the whole `cache_key`; the key and a digest of the weights are stored
@@ -240,10 +343,15 @@ def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model
     means one warning and training without the cache: nothing computed is lost.
     """
     key = cache_key(model, train_x, fit_kwargs)
-    args = _sha(json.dumps({k: v for k, v in key.items() if k != "init"}, sort_keys=True))
+    args = _sha(
+        json.dumps({k: v for k, v in key.items() if k != "init"}, sort_keys=True)
+    )
     produced = _PRODUCED.get(key["init"])
-    if produced is not None and produced[0] == args:  # these weights are this very call's result
-        return model.to(resolve_device(fit_kwargs.get("device", "auto"))).eval(), produced[1]
+    # these weights are this very call's result
+    if produced is not None and produced[0] == args:
+        return model.to(
+            resolve_device(fit_kwargs.get("device", "auto"))
+        ).eval(), produced[1]
     digest = _sha(json.dumps(key, sort_keys=True))[:20]
     try:
         folder = Path(directory) if directory is not None else cache_dir() / "models"
@@ -251,11 +359,14 @@ def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model
         warn_once(no_cache_warning("trained models", err))
         folder = None
     path = folder / f"{_safe(name)}-{digest}.pt" if folder is not None else None
-    history = _try_load(model, path, key) if path is not None and path.exists() else None
+    history = (
+        _try_load(model, path, key) if path is not None and path.exists() else None
+    )
     if history is not None:
         model.to(resolve_device(fit_kwargs.get("device", "auto"))).eval()
     else:
-        history = fit(model, train_x, **fit_kwargs)  # raises on NaN losses: nothing non-finite is saved
+        # raises on NaN losses: nothing non-finite is saved
+        history = fit(model, train_x, **fit_kwargs)
         if path is not None:
             _save(path, key, model, history)
     _PRODUCED[weights_digest(model.state_dict())] = (args, history)
@@ -263,18 +374,32 @@ def train_or_load(model: nn.Module, train_x: torch.Tensor, *, name: str = "model
 
 
 def _all_finite(state: dict[str, torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
+    return all(
+        bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()
+    )
 
 
 def _save(path: Path, key: dict[str, Any], model: nn.Module, history: History) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if not _all_finite(state):
-        warnings.warn(f"not caching {path.name}: its weights hold NaN or inf", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"not caching {path.name}: its weights hold NaN or inf",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return
     try:
-        _atomic_save(path, {"key": json.dumps(key, sort_keys=True), "weights": weights_digest(state),
-                            "state_dict": state, "history": history.to_dict()})
-    except OSError as err:  # read-only folder, full disk: the trained model is still returned
+        _atomic_save(
+            path,
+            {
+                "key": json.dumps(key, sort_keys=True),
+                "weights": weights_digest(state),
+                "state_dict": state,
+                "history": history.to_dict(),
+            },
+        )
+    # read-only folder, full disk: the trained model is still returned
+    except OSError as err:
         warn_once(no_cache_warning("trained models", err))
 
 
@@ -287,20 +412,31 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
             raise ValueError("its cache key does not match this model and data")
         state = blob["state_dict"]
         if weights_digest(state) != blob["weights"]:
-            raise ValueError("its weights do not match their stored digest (the file is damaged)")
+            raise ValueError(
+                "its weights do not match their stored digest (the file is damaged)"
+            )
         if not _all_finite(state):
             raise ValueError("its weights hold NaN or inf")
         model.load_state_dict(state)
         h = blob["history"]
-        history = History(list(h["train_loss"]), list(h["val_loss"]), float(h["seconds"]),
-                          {k: list(v) for k, v in h.get("tracked", {}).items()})
+        history = History(
+            list(h["train_loss"]),
+            list(h["val_loss"]),
+            float(h["seconds"]),
+            {k: list(v) for k, v in h.get("tracked", {}).items()},
+        )
         if not all(math.isfinite(v) for v in history.train_loss + history.val_loss):
             raise ValueError("its training history holds NaN or inf")
         return history
-    except Exception as err:  # any damage at all means: train again, never crash the chapter
-        warnings.warn(f"ignoring cached model {path.name} ({type(err).__name__}: {err}); training it again",
-                      RuntimeWarning, stacklevel=3)
-        model.load_state_dict(initial)  # a half-applied load must not change what retraining starts from
+    # any damage at all means: train again, never crash the chapter
+    except Exception as err:
+        warnings.warn(
+            f"ignoring cached model {path.name} ({type(err).__name__}: {err}); training it again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        # a half-applied load must not change what retraining starts from
+        model.load_state_dict(initial)
         return None
 
 

@@ -43,13 +43,19 @@ class Claims:
     ``strict`` (default: the dataset is the default one) decides whether a failed claim raises.
     """
 
-    def __init__(self, chapter: str, dataset: str, *, strict: bool | None = None) -> None:
+    def __init__(
+        self, chapter: str, dataset: str, *, strict: bool | None = None
+    ) -> None:
         if not chapter or not isinstance(chapter, str):
-            raise ValueError(f"chapter must be a non-empty name such as '02_undercomplete', got {chapter!r}")
+            raise ValueError(
+                f"chapter must be a non-empty name such as '02_undercomplete', got {chapter!r}"
+            )
         self.chapter, self.dataset = chapter, dataset
         self.strict = dataset == DEFAULT if strict is None else strict
-        self.results: dict[str, dict[str, Any]] = {}  # statement -> record, in the order first checked
-        self._save()  # a new run starts a new record: no claim left over from an older run
+        # statement -> record, in the order first checked
+        self.results: dict[str, dict[str, Any]] = {}
+        # a new run starts a new record: no claim left over from an older run
+        self._save()
 
     def __call__(self, statement: str, holds: Any, **measured: Any) -> None:
         """Check one finding.
@@ -63,12 +69,18 @@ class Claims:
             raise ValueError(f"a claim needs its statement in words, got {statement!r}")
         ok = bool(holds)
         values = {name: _plain(v) for name, v in measured.items()}
-        self.results[statement] = {"statement": statement, "holds": ok, "measured": values}
+        self.results[statement] = {
+            "statement": statement,
+            "holds": ok,
+            "measured": values,
+        }
         self._save()
         if ok:
             return
         if self.strict:
-            raise ClaimFailed(f"{statement} (measured on {self.dataset}: {_fmt_values(values)})")
+            raise ClaimFailed(
+                f"{statement} (measured on {self.dataset}: {_fmt_values(values)})"
+            )
         _show_failure(statement, self.dataset, values)
 
     def elsewhere(self, dataset: str | None = None) -> Any:
@@ -83,27 +95,47 @@ class Claims:
         other = dataset or (OTHER if self.dataset == DEFAULT else DEFAULT)
         claims = load_records().get(other, {}).get(self.chapter)
         if claims is None:
-            return HTML(f"<p><i>This chapter has no recorded run on {html.escape(other)} yet: run it with "
-                        f"<code>DATA = \"{html.escape(other)}\"</code> to see which of its claims hold there.</i></p>")
+            return HTML(
+                f"<p><i>This chapter has no recorded run on {html.escape(other)} yet: run it with "
+                f'<code>DATA = "{html.escape(other)}"</code> to see which of its claims hold there.</i></p>'
+            )
         failed = [c for c in claims if not c["holds"]]
-        items = "".join(f"<li>{html.escape(c['statement'])} <small>(measured: "
-                        f"{html.escape(_fmt_values(c['measured']))})</small></li>" for c in failed)
-        verdict = (f"<b>On {html.escape(other)}, {len(claims) - len(failed)} of this chapter's {len(claims)} "
-                   f"claims hold{'.' if not failed else '; these do not:'}</b>")
-        return HTML(f'<div class="aebook-elsewhere">{verdict}<ul>{items}</ul></div>' if failed
-                    else f'<div class="aebook-elsewhere">{verdict}</div>')
+        items = "".join(
+            f"<li>{html.escape(c['statement'])} <small>(measured: "
+            f"{html.escape(_fmt_values(c['measured']))})</small></li>"
+            for c in failed
+        )
+        verdict = (
+            f"<b>On {html.escape(other)}, {len(claims) - len(failed)} of this chapter's {len(claims)} "
+            f"claims hold{'.' if not failed else '; these do not:'}</b>"
+        )
+        return HTML(
+            f'<div class="aebook-elsewhere">{verdict}<ul>{items}</ul></div>'
+            if failed
+            else f'<div class="aebook-elsewhere">{verdict}</div>'
+        )
 
     def _save(self) -> None:
-        record = {"chapter": self.chapter, "dataset": self.dataset, "aebook": __version__,
-                  "claims": list(self.results.values())}
+        record = {
+            "chapter": self.chapter,
+            "dataset": self.dataset,
+            "aebook": __version__,
+            "claims": list(self.results.values()),
+        }
         try:  # records_dir() raises too when the cache path is a file
             path = records_dir() / self.dataset / f"{self.chapter}.json"
             atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
         except OSError as err:  # an unwritable cache must not stop the chapter
-            warnings.warn(f"could not record the claims of {self.chapter} ({err})", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"could not record the claims of {self.chapter} ({err})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
-def load_records(directory: Path | None = None) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def load_records(
+    directory: Path | None = None,
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files are skipped."""
     if directory is None:
         try:
@@ -114,7 +146,9 @@ def load_records(directory: Path | None = None) -> dict[str, dict[str, list[dict
     for path in sorted(directory.glob("*/*.json")):
         try:
             record = json.loads(path.read_text())
-            out.setdefault(record["dataset"], {})[record["chapter"]] = list(record["claims"])
+            out.setdefault(record["dataset"], {})[record["chapter"]] = list(
+                record["claims"]
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
@@ -128,7 +162,9 @@ def _plain(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    raise TypeError(f"measured values must be numbers or strings, got {type(value).__name__}: {value!r}")
+    raise TypeError(
+        f"measured values must be numbers or strings, got {type(value).__name__}: {value!r}"
+    )
 
 
 def fmt_value(value: Any) -> str:
@@ -137,14 +173,19 @@ def fmt_value(value: Any) -> str:
 
 
 def _fmt_values(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k} = {fmt_value(v)}" for k, v in values.items()) or "no values recorded"
+    return (
+        ", ".join(f"{k} = {fmt_value(v)}" for k, v in values.items())
+        or "no values recorded"
+    )
 
 
 def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
     """Tell the reader, in the notebook, that a claim of the text does not hold on their data."""
-    text = (f"This claim of the text does not hold on {dataset}: {statement} "
-            f"(measured: {_fmt_values(values)}). The text was written for {DEFAULT}; "
-            f"the book's claims page lists every claim on both datasets.")
+    text = (
+        f"This claim of the text does not hold on {dataset}: {statement} "
+        f"(measured: {_fmt_values(values)}). The text was written for {DEFAULT}; "
+        f"the book's claims page lists every claim on both datasets."
+    )
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
@@ -153,9 +194,12 @@ def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
     if get_ipython is None or get_ipython() is None:
         warnings.warn(text, RuntimeWarning, stacklevel=3)
         return
-    display(HTML(
-        '<div class="aebook-claim-failed" style="border-left:4px solid #d97706;background:#fff7ed;'
-        'padding:0.5em 0.8em;margin:0.5em 0">'
-        f"<b>Does not hold on {html.escape(dataset)}:</b> {html.escape(statement)}<br>"
-        f"<small>measured: {html.escape(_fmt_values(values))}. The text was written for {DEFAULT}; "
-        "the claims page of the book lists every claim on both datasets.</small></div>"))
+    display(
+        HTML(
+            '<div class="aebook-claim-failed" style="border-left:4px solid #d97706;background:#fff7ed;'
+            'padding:0.5em 0.8em;margin:0.5em 0">'
+            f"<b>Does not hold on {html.escape(dataset)}:</b> {html.escape(statement)}<br>"
+            f"<small>measured: {html.escape(_fmt_values(values))}. The text was written for {DEFAULT}; "
+            "the claims page of the book lists every claim on both datasets.</small></div>"
+        )
+    )

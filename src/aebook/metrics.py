@@ -18,7 +18,9 @@ from .training import batched
 
 def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
     if x.shape != r.shape or x.ndim != 2:
-        raise ValueError(f"expected two (N, D) tensors of one shape, got {tuple(x.shape)} and {tuple(r.shape)}")
+        raise ValueError(
+            f"expected two (N, D) tensors of one shape, got {tuple(x.shape)} and {tuple(r.shape)}"
+        )
 
 
 def mse(x: torch.Tensor, r: torch.Tensor) -> float:
@@ -37,17 +39,27 @@ def psnr(clean: torch.Tensor, other: torch.Tensor, max_value: float = 1.0) -> fl
     return torch.mean(10 * torch.log10(max_value**2 / per_image)).item()
 
 
-def paired_bootstrap(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, resamples: int = 2000,
-                     seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a: np.ndarray | torch.Tensor,
+    b: np.ndarray | torch.Tensor,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """Mean of a - b over paired measurements (N,) each (the same queries or images scored two ways),
     with a 95% percentile bootstrap interval: (mean, low, high). An interval that holds 0 is a tie."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
-        raise ValueError(f"need two paired 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"need two paired 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}"
+        )
     d = a - b
     idx = np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))
     means = d[idx].mean(1)
-    return float(d.mean()), float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    return (
+        float(d.mean()),
+        float(np.quantile(means, 0.025)),
+        float(np.quantile(means, 0.975)),
+    )
 
 
 def grey_share(x: torch.Tensor, low: float = 0.2, high: float = 0.8) -> float:
@@ -71,10 +83,14 @@ def pca_fit(train_x: torch.Tensor, k: int, seed: int = 0) -> PCA:
         raise ValueError(f"k must be between 1 and {min(train_x.shape)}, got {k}")
     # The eigenvectors of the D x D covariance: the same components as a full SVD of the (N, D) data,
     # three times faster for 4,000 images of 784 pixels (chapter 9 fits eleven PCAs).
-    return PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(train_x.numpy())
+    return PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(
+        train_x.numpy()
+    )
 
 
-def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None) -> torch.Tensor:
+def pca_reconstruct(
+    train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None
+) -> torch.Tensor:
     """Project x (N, D) onto the top-k principal subspace of train_x and back: (N, D).
 
     Pass ``pca``, fitted on train_x with at least k components, to reuse one fit for many k:
@@ -82,13 +98,17 @@ def pca_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | N
     """
     pca = pca if pca is not None else pca_fit(train_x, k)
     if pca.n_components_ < k:
-        raise ValueError(f"the given PCA has {pca.n_components_} components, fewer than k={k}")
+        raise ValueError(
+            f"the given PCA has {pca.n_components_} components, fewer than k={k}"
+        )
     comps = torch.from_numpy(pca.components_[:k]).float()  # (k, D), orthonormal rows
     mean = torch.from_numpy(pca.mean_).float()  # (D,)
     return (x.float() - mean) @ comps.T @ comps + mean
 
 
-def pca_topk_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None) -> torch.Tensor:
+def pca_topk_reconstruct(
+    train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None
+) -> torch.Tensor:
     """Per input, keep the k largest |coefficients| of x (N, D) on all of train_x's principal directions: (N, D).
 
     A sparse code over a fixed dictionary of the +-principal directions, chosen per input and
@@ -97,11 +117,14 @@ def pca_topk_reconstruct(train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PC
     """
     pca = pca if pca is not None else pca_fit(train_x, min(train_x.shape))
     if not 1 <= k <= pca.n_components_:
-        raise ValueError(f"k must be between 1 and the PCA's {pca.n_components_} components, got {k}")
+        raise ValueError(
+            f"k must be between 1 and the PCA's {pca.n_components_} components, got {k}"
+        )
     comps = torch.from_numpy(pca.components_).float()  # (q, D), orthonormal rows
     mean = torch.from_numpy(pca.mean_).float()  # (D,)
     c = (x.float() - mean) @ comps.T  # (N, q)
-    top = c.abs().topk(k, dim=1).indices  # orthonormal atoms: the k largest |c| are the best k for each input
+    # orthonormal atoms: the k largest |c| are the best k for each input
+    top = c.abs().topk(k, dim=1).indices
     return torch.zeros_like(c).scatter(1, top, c.gather(1, top)) @ comps + mean
 
 
@@ -117,31 +140,51 @@ def compression_ratio(input_size: int, code_size: int) -> float:
     return input_size / code_size
 
 
-def principal_angles(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
+def principal_angles(
+    a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray
+) -> np.ndarray:
     """Principal angles in degrees between the column spaces of a (D, k) and b (D, m), largest first.
 
     Zero for every direction the two spaces share; 90 for a direction of one orthogonal to the other.
     """
     from scipy.linalg import subspace_angles
 
-    a, b = (np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m, dtype=np.float64) for m in (a, b))
+    a, b = (
+        np.asarray(
+            m.detach().cpu() if isinstance(m, torch.Tensor) else m, dtype=np.float64
+        )
+        for m in (a, b)
+    )
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"expected two (D, k) matrices with the same D, got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"expected two (D, k) matrices with the same D, got {a.shape} and {b.shape}"
+        )
     return np.degrees(subspace_angles(a, b))
 
 
-def linear_probe(train_codes: torch.Tensor, train_y: torch.Tensor, test_codes: torch.Tensor,
-                 test_y: torch.Tensor, C: float = 0.01) -> float:
+def linear_probe(
+    train_codes: torch.Tensor,
+    train_y: torch.Tensor,
+    test_codes: torch.Tensor,
+    test_y: torch.Tensor,
+    C: float = 0.01,
+) -> float:
     """Test accuracy (in %) of a logistic regression fitted on standardised codes (N, k) -> labels (N,).
 
     One fixed regularisation ``C`` for every representation, so that no representation is tuned
     more than another (see `logistic_regression` for the objective).
     """
     if len(train_codes) != len(train_y) or len(test_codes) != len(test_y):
-        raise ValueError("need one label per code in both the training and the test set")
-    train_codes, test_codes = train_codes.detach().cpu().float(), test_codes.detach().cpu().float()
+        raise ValueError(
+            "need one label per code in both the training and the test set"
+        )
+    train_codes, test_codes = (
+        train_codes.detach().cpu().float(),
+        test_codes.detach().cpu().float(),
+    )
     mean, std = train_codes.mean(0), train_codes.std(0, unbiased=False)
-    std = torch.where(std > 0, std, torch.ones_like(std))  # a constant feature stays 0, as in StandardScaler
+    # a constant feature stays 0, as in StandardScaler
+    std = torch.where(std > 0, std, torch.ones_like(std))
     x, x_test = (train_codes - mean) / std, (test_codes - mean) / std
     w, b, classes = logistic_regression(x, train_y, C)
     with torch.no_grad():
@@ -149,7 +192,9 @@ def linear_probe(train_codes: torch.Tensor, train_y: torch.Tensor, test_codes: t
     return 100.0 * (predicted == test_y.cpu()).float().mean().item()
 
 
-def logistic_regression(x: torch.Tensor, y: torch.Tensor, C: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def logistic_regression(
+    x: torch.Tensor, y: torch.Tensor, C: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Multinomial logistic regression on features x (N, k): weights (c, k), biases (c,), and the c classes.
 
     It minimises scikit-learn's objective, ``C * sum_i CE_i + ||W||^2 / 2``, with full-batch L-BFGS
@@ -161,10 +206,16 @@ def logistic_regression(x: torch.Tensor, y: torch.Tensor, C: float) -> tuple[tor
     # (classes, features) with F.linear: its backward takes MKL's fast path, 3x faster than x @ w's.
     w = torch.zeros(len(classes), x.shape[1], requires_grad=True)
     b = torch.zeros(len(classes), requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=1000, tolerance_grad=1e-5, tolerance_change=1e-9,
-                            line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        [w, b],
+        max_iter=1000,
+        tolerance_grad=1e-5,
+        tolerance_change=1e-9,
+        line_search_fn="strong_wolfe",
+    )
 
-    def objective() -> torch.Tensor:  # the objective above divided by C * N: same minimiser, better scaled
+    # the objective above divided by C * N: same minimiser, better scaled
+    def objective() -> torch.Tensor:
         opt.zero_grad()
         loss = F.cross_entropy(F.linear(x, w, b), y) + (w * w).sum() / (2 * C * len(x))
         loss.backward()
@@ -184,27 +235,43 @@ def bernoulli_log_likelihood(x: torch.Tensor, means: torch.Tensor) -> torch.Tens
     The negative of binary cross-entropy summed over pixels, with PyTorch's clamp of log at -100. For grey
     pixels in (0, 1) this is the usual MNIST convention, not a normalised density of x.
     """
-    return (x * means.log().clamp(min=-100) + (1 - x) * (1 - means).log().clamp(min=-100)).sum(dim=-1)
+    return (
+        x * means.log().clamp(min=-100) + (1 - x) * (1 - means).log().clamp(min=-100)
+    ).sum(dim=-1)
 
 
-def _gaussian_log_density(h: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def _gaussian_log_density(
+    h: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
+) -> torch.Tensor:
     """log N(h; mu, diag(exp(logvar))), summed over the last axis."""
     return -0.5 * ((h - mu).pow(2) / logvar.exp() + logvar + LOG_2PI).sum(dim=-1)
 
 
 @torch.no_grad()
-def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.Generator | None = None,
-         batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def elbo(
+    model: nn.Module,
+    x: torch.Tensor,
+    samples: int = 1,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)] (N,), KL (N,)), in nats.
 
     ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over ``samples`` draws of h,
     the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`); it runs in eval mode
     on its own device (``generator`` must be on that device too), and its mode is restored.
     """
+
     def terms(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, 2)
         mu, logvar = model.posterior(xb)
-        ll = torch.stack([bernoulli_log_likelihood(xb, model.decode(reparameterise(mu, logvar, generator)))
-                          for _ in range(samples)])  # (samples, B)
+        ll = torch.stack(
+            [
+                bernoulli_log_likelihood(
+                    xb, model.decode(reparameterise(mu, logvar, generator))
+                )
+                for _ in range(samples)
+            ]
+        )  # (samples, B)
         return torch.stack([ll.mean(0), gaussian_kl(mu, logvar)], dim=1)
 
     both = batched(model, x, terms, batch_size, _device(model))
@@ -212,17 +279,28 @@ def elbo(model: nn.Module, x: torch.Tensor, samples: int = 1, generator: torch.G
 
 
 @torch.no_grad()
-def importance_weighted_log_likelihood(model: nn.Module, x: torch.Tensor, samples: int = 100,
-                                       generator: torch.Generator | None = None, batch_size: int = 64) -> torch.Tensor:
+def importance_weighted_log_likelihood(
+    model: nn.Module,
+    x: torch.Tensor,
+    samples: int = 100,
+    generator: torch.Generator | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
     """An estimate of log p(x) per image (N,), in nats (Burda et al., 2016):
     log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). In expectation a lower bound on
     log p(x), at least the ELBO, and tighter as K grows. Eval mode and devices as for `elbo`."""
+
     def estimate(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,)
         mu, logvar = model.posterior(xb)
-        h = torch.stack([reparameterise(mu, logvar, generator) for _ in range(samples)])  # (K, B, k)
-        log_w = (bernoulli_log_likelihood(xb, model.decode(h.flatten(0, 1)).view(samples, len(xb), -1))
-                 + _gaussian_log_density(h, torch.zeros_like(h), torch.zeros_like(h))
-                 - _gaussian_log_density(h, mu, logvar))  # (K, B)
+        # (K, B, k)
+        h = torch.stack([reparameterise(mu, logvar, generator) for _ in range(samples)])
+        log_w = (
+            bernoulli_log_likelihood(
+                xb, model.decode(h.flatten(0, 1)).view(samples, len(xb), -1)
+            )
+            + _gaussian_log_density(h, torch.zeros_like(h), torch.zeros_like(h))
+            - _gaussian_log_density(h, mu, logvar)
+        )  # (K, B)
         return torch.logsumexp(log_w, dim=0) - math.log(samples)
 
     return batched(model, x, estimate, batch_size, _device(model))
@@ -233,8 +311,16 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, hidden: int = 256, epochs: int = 15,
-                     lr: float = 1e-3, batch_size: int = 128, seed: int = 0) -> nn.Sequential:
+def train_classifier(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    *,
+    hidden: int = 256,
+    epochs: int = 15,
+    lr: float = 1e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> nn.Sequential:
     """A small judge for generated images: an MLP (D -> hidden -> classes) trained with Adam on cross-entropy.
 
     train_x (N, D), train_y (N,) integer labels 0..C-1. Seeded: the same data and seed give the same
@@ -242,12 +328,16 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, hidden: in
     has its own few lines of training rather than `fit`, which trains models to reconstruct.)
     """
     if len(train_x) != len(train_y) or len(train_x) == 0:
-        raise ValueError(f"need one label per image and at least one image, got {len(train_x)} images "
-                         f"and {len(train_y)} labels")
+        raise ValueError(
+            f"need one label per image and at least one image, got {len(train_x)} images "
+            f"and {len(train_y)} labels"
+        )
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     classes = int(train_y.max()) + 1
-    net = nn.Sequential(nn.Linear(train_x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, classes))
+    net = nn.Sequential(
+        nn.Linear(train_x.shape[1], hidden), nn.ReLU(), nn.Linear(hidden, classes)
+    )
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     x, y = train_x.float().cpu(), train_y.long().cpu()
     with torch.enable_grad():
@@ -261,7 +351,9 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, hidden: in
 
 
 @torch.no_grad()
-def classifier_scores(classifier: nn.Module, x: torch.Tensor, threshold: float = 0.9) -> dict[str, float]:
+def classifier_scores(
+    classifier: nn.Module, x: torch.Tensor, threshold: float = 0.9
+) -> dict[str, float]:
     """How a classifier sees images x (N, D): three numbers in [0, 1].
 
     ``confident``: the share it puts in one class with probability above ``threshold``;
@@ -270,17 +362,23 @@ def classifier_scores(classifier: nn.Module, x: torch.Tensor, threshold: float =
     0 when one class takes everything. Real test digits score near 1 on the last.
     """
     if not 0 < threshold < 1:
-        raise ValueError(f"threshold is a probability and must lie in (0, 1), got {threshold}")
+        raise ValueError(
+            f"threshold is a probability and must lie in (0, 1), got {threshold}"
+        )
     classifier.eval()
     p = F.softmax(classifier(x.float().cpu()), dim=1)  # (N, C)
     top = p.max(dim=1).values
     share = torch.bincount(p.argmax(dim=1), minlength=p.shape[1]).float() / len(x)
     nonzero = share[share > 0]
-    return {"confident": (top > threshold).float().mean().item(), "confidence": top.mean().item(),
-            "spread": (-(nonzero * nonzero.log()).sum() / math.log(p.shape[1])).item()}
+    return {
+        "confident": (top > threshold).float().mean().item(),
+        "confidence": top.mean().item(),
+        "spread": (-(nonzero * nonzero.log()).sum() / math.log(p.shape[1])).item(),
+    }
 
 
 # --- Sparse dictionaries: the numbers the interpretability literature reports for a sparse autoencoder ---
+
 
 def l0(h: torch.Tensor) -> float:
     """Mean number of nonzero latents per input, for codes h (N, width)."""
@@ -324,7 +422,9 @@ def loss_recovered(original: float, ablated: float, spliced: float) -> float:
     original network that a reconstruction closes when spliced into the network in place of the activations.
     1: as good as the original; 0: as bad as the ablation."""
     if not ablated != original:
-        raise ValueError(f"the ablated loss {ablated} equals the original {original}: nothing to recover")
+        raise ValueError(
+            f"the ablated loss {ablated} equals the original {original}: nothing to recover"
+        )
     return (ablated - spliced) / (ablated - original)
 
 
@@ -333,18 +433,26 @@ def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
     the largest cosine with any learned direction (column of learned, (d, a)), averaged over the n true ones.
     1 when every true direction has an exact copy among the learned ones."""
     if learned.ndim != 2 or true.ndim != 2 or learned.shape[0] != true.shape[0]:
-        raise ValueError(f"expected two (d, columns) matrices with the same d, got {tuple(learned.shape)} and "
-                         f"{tuple(true.shape)}")
-    cos = F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)  # (n, a)
+        raise ValueError(
+            f"expected two (d, columns) matrices with the same d, got {tuple(learned.shape)} and "
+            f"{tuple(true.shape)}"
+        )
+    # (n, a)
+    cos = F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)
     return cos.max(dim=1).values.mean().item()
 
 
-def top_purity(scores: torch.Tensor, labels: torch.Tensor, top: int = 20) -> torch.Tensor:
+def top_purity(
+    scores: torch.Tensor, labels: torch.Tensor, top: int = 20
+) -> torch.Tensor:
     """For each unit (column of scores, (N, units)), the share of its ``top`` highest-scoring inputs that carry
     the most common label among them: (units,). A cheap proxy for a unit meaning one class."""
     if scores.ndim != 2 or len(scores) != len(labels) or not 1 <= top <= len(scores):
-        raise ValueError(f"need scores (N, units), N labels and 1 <= top <= N; got {tuple(scores.shape)}, "
-                         f"{len(labels)} labels, top={top}")
+        raise ValueError(
+            f"need scores (N, units), N labels and 1 <= top <= N; got {tuple(scores.shape)}, "
+            f"{len(labels)} labels, top={top}"
+        )
     picked = labels[scores.topk(top, dim=0).indices]  # (top, units)
-    counts = F.one_hot(picked.long(), int(labels.max()) + 1).sum(dim=0)  # (units, classes)
+    # (units, classes)
+    counts = F.one_hot(picked.long(), int(labels.max()) + 1).sum(dim=0)
     return counts.max(dim=1).values.float() / top

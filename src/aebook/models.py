@@ -30,8 +30,10 @@ def _whole(value: object, what: str, where: str = "") -> int:
 def _check_activations(config: object, fields: tuple[str, ...]) -> None:
     for field in fields:
         if getattr(config, field) not in ACTIVATIONS:
-            raise ValueError(f"unknown {field} activation {getattr(config, field)!r}; "
-                             f"choose one of {', '.join(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown {field} activation {getattr(config, field)!r}; "
+                f"choose one of {', '.join(ACTIVATIONS)}"
+            )
 
 
 def _act(name: str) -> list[nn.Module]:
@@ -44,25 +46,43 @@ def _act(name: str) -> list[nn.Module]:
 class AEConfig:
     """The plain spec an `Autoencoder` is built from (and cached under)."""
 
-    sizes: tuple[int, ...]  # encoder widths, input first and code last, e.g. (784, 256, 32); the decoder mirrors it
+    # encoder widths, input first and code last, e.g. (784, 256, 32); the decoder mirrors it
+    sizes: tuple[int, ...]
     hidden: str = "relu"  # activation after every hidden layer, in encoder and decoder
-    code: str = "identity"  # activation of the code h (sigmoid for KL sparsity, identity for PCA-like codes)
-    out: str = "sigmoid"  # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
-    tied: bool = False  # decoder weights are the encoder's, transposed (each decoder layer keeps its own bias)
-    code_noise: float = 0.0  # std of Gaussian noise added before the code activation while training (semantic hashing)
+    # activation of the code h (sigmoid for KL sparsity, identity for PCA-like codes)
+    code: str = "identity"
+    # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
+    out: str = "sigmoid"
+    # decoder weights are the encoder's, transposed (each decoder layer keeps its own bias)
+    tied: bool = False
+    # std of Gaussian noise added before the code activation while training (semantic hashing)
+    code_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
-            raise ValueError(f"sizes must be a list of layer widths such as [784, 256, 32], got {self.sizes!r}")
-        widths = tuple(_whole(s, "layer width", f" in sizes={list(self.sizes)!r}") for s in self.sizes)
+            raise ValueError(
+                f"sizes must be a list of layer widths such as [784, 256, 32], got {self.sizes!r}"
+            )
+        widths = tuple(
+            _whole(s, "layer width", f" in sizes={list(self.sizes)!r}")
+            for s in self.sizes
+        )
         object.__setattr__(self, "sizes", widths)
         if len(self.sizes) < 2 or any(s < 1 for s in self.sizes):
-            raise ValueError(f"sizes must list at least an input and a code width, all >= 1; got {self.sizes}")
+            raise ValueError(
+                f"sizes must list at least an input and a code width, all >= 1; got {self.sizes}"
+            )
         _check_activations(self, ("hidden", "code", "out"))
         if not isinstance(self.tied, bool):
             raise ValueError(f"tied must be True or False, got {self.tied!r}")
-        if isinstance(self.code_noise, bool) or not isinstance(self.code_noise, (int, float)) or not self.code_noise >= 0:
-            raise ValueError(f"code_noise is a standard deviation and must be a number >= 0, got {self.code_noise!r}")
+        if (
+            isinstance(self.code_noise, bool)
+            or not isinstance(self.code_noise, (int, float))
+            or not self.code_noise >= 0
+        ):
+            raise ValueError(
+                f"code_noise is a standard deviation and must be a number >= 0, got {self.code_noise!r}"
+            )
         object.__setattr__(self, "code_noise", float(self.code_noise))
 
     def to_dict(self) -> dict:
@@ -73,7 +93,10 @@ def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
     """Linear layers through ``sizes``, ``hidden`` after each inner layer and ``last`` after the final one."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers += [nn.Linear(n_in, n_out), *_act(last if i == len(sizes) - 2 else hidden)]
+        layers += [
+            nn.Linear(n_in, n_out),
+            *_act(last if i == len(sizes) - 2 else hidden),
+        ]
     return nn.Sequential(*layers)
 
 
@@ -87,7 +110,8 @@ class TransposedLinear(nn.Module):
 
     def __init__(self, source: nn.Linear) -> None:
         super().__init__()
-        self._source = (source,)  # a tuple, so that the encoder layer is not registered a second time
+        # a tuple, so that the encoder layer is not registered a second time
+        self._source = (source,)
         self.bias = nn.Parameter(torch.zeros(source.in_features))
 
     @property
@@ -98,7 +122,7 @@ class TransposedLinear(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, self.weight, self.bias)
 
-    def __deepcopy__(self, memo: dict) -> "TransposedLinear":
+    def __deepcopy__(self, memo: dict) -> TransposedLinear:
         # copy.deepcopy of the whole autoencoder must tie the copy to the *copied* encoder layer
         new = TransposedLinear.__new__(TransposedLinear)
         nn.Module.__init__(new)
@@ -126,14 +150,18 @@ class FlatAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B, k)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
-                             + shape_hint(tuple(x.shape), self.input_size))
+            raise ValueError(
+                f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
+                + shape_hint(tuple(x.shape), self.input_size)
+            )
         return self.encoder(x)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """(B, k) -> (B, D)."""
         if h.ndim != 2 or h.shape[1] != self.code_size:
-            raise ValueError(f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}")
+            raise ValueError(
+                f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}"
+            )
         return self.decoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,7 +182,9 @@ class CodeNoise(nn.Module):
         self.std = float(std)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.std * torch.randn_like(z) if self.training and self.std > 0 else z
+        return (
+            z + self.std * torch.randn_like(z) if self.training and self.std > 0 else z
+        )
 
     def extra_repr(self) -> str:
         return f"std={self.std:g}"
@@ -166,13 +196,25 @@ class Autoencoder(FlatAutoencoder):
     ``code_noise > 0`` adds Gaussian noise of that std before the code activation while training.
     """
 
-    def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu",
-                 code: str = "identity", out: str = "sigmoid", tied: bool = False, code_noise: float = 0.0) -> None:
+    def __init__(
+        self,
+        sizes: tuple[int, ...] | list[int],
+        hidden: str = "relu",
+        code: str = "identity",
+        out: str = "sigmoid",
+        tied: bool = False,
+        code_noise: float = 0.0,
+    ) -> None:
         super().__init__()
-        self.config = AEConfig(sizes, hidden, code, out, tied, code_noise)  # AEConfig checks and converts the sizes
+        # AEConfig checks and converts the sizes
+        self.config = AEConfig(sizes, hidden, code, out, tied, code_noise)
         self.encoder = mlp(self.config.sizes, hidden, code)
-        if self.config.code_noise > 0:  # just before the code activation (after the last Linear)
-            at = max(i for i, m in enumerate(self.encoder) if isinstance(m, nn.Linear)) + 1
+        # just before the code activation (after the last Linear)
+        if self.config.code_noise > 0:
+            at = (
+                max(i for i, m in enumerate(self.encoder) if isinstance(m, nn.Linear))
+                + 1
+            )
             self.encoder.insert(at, CodeNoise(self.config.code_noise))
         self.decoder = mlp(self.config.sizes[::-1], hidden, out)
         if tied:
@@ -182,14 +224,17 @@ class Autoencoder(FlatAutoencoder):
                     self.decoder[i] = TransposedLinear(linears.pop(0))
 
     @classmethod
-    def from_config(cls, config: AEConfig | dict) -> "Autoencoder":
+    def from_config(cls, config: AEConfig | dict) -> Autoencoder:
         c = config if isinstance(config, AEConfig) else AEConfig(**config)
         return cls(c.sizes, c.hidden, c.code, c.out, c.tied, c.code_noise)
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
-                + (", tied" if c.tied else "") + (f", code_noise={c.code_noise:g}" if c.code_noise else ""))
+        return (
+            f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
+            + (", tied" if c.tied else "")
+            + (f", code_noise={c.code_noise:g}" if c.code_noise else "")
+        )
 
 
 def shape_hint(shape: tuple[int, ...], width: int) -> str:
@@ -215,37 +260,59 @@ UPSAMPLING = ("transpose", "resize")
 class ConvConfig:
     """The plain spec a `ConvAutoencoder` is built from (and cached under)."""
 
-    channels: tuple[int, ...] = (32, 64)  # channels of each stride-2 3x3 convolution: 28x28 -> 14x14 -> 7x7
-    code: int | None = 30  # width of the dense code h; None: h is the last feature map itself, flattened
-    upsample: str = "transpose"  # "transpose": stride-2 transposed convolutions; "resize": nearest x2, then a 3x3 conv
-    side: int = 28  # images are side x side pixels, one channel, passed flat as (N, side * side)
-    hidden: str = "relu"  # activation after every convolution but the last, and after the decoder's dense layer
+    # channels of each stride-2 3x3 convolution: 28x28 -> 14x14 -> 7x7
+    channels: tuple[int, ...] = (32, 64)
+    # width of the dense code h; None: h is the last feature map itself, flattened
+    code: int | None = 30
+    # "transpose": stride-2 transposed convolutions; "resize": nearest x2, then a 3x3 conv
+    upsample: str = "transpose"
+    # images are side x side pixels, one channel, passed flat as (N, side * side)
+    side: int = 28
+    # activation after every convolution but the last, and after the decoder's dense layer
+    hidden: str = "relu"
     out: str = "sigmoid"  # activation of the reconstruction r
-    map_channels: int | None = None  # with code=None: a 1x1 convolution to this many maps makes a smaller spatial code
+    # with code=None: a 1x1 convolution to this many maps makes a smaller spatial code
+    map_channels: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
-            raise ValueError(f"channels must be a list of channel counts such as [32, 64], got {self.channels!r}")
+        if isinstance(self.channels, (str, bytes)) or not hasattr(
+            self.channels, "__iter__"
+        ):
+            raise ValueError(
+                f"channels must be a list of channel counts such as [32, 64], got {self.channels!r}"
+            )
         chans = tuple(_whole(c, "channel count") for c in self.channels)
         if not chans or any(c < 1 for c in chans):
-            raise ValueError(f"channels must list at least one convolution, each with >= 1 channels; got {chans}")
+            raise ValueError(
+                f"channels must list at least one convolution, each with >= 1 channels; got {chans}"
+            )
         object.__setattr__(self, "channels", chans)
         if self.code is not None:
             object.__setattr__(self, "code", _whole(self.code, "code width"))
             if self.code < 1:
-                raise ValueError(f"code must be a width >= 1, or None for a spatial code map; got {self.code}")
+                raise ValueError(
+                    f"code must be a width >= 1, or None for a spatial code map; got {self.code}"
+                )
         if self.map_channels is not None:
-            object.__setattr__(self, "map_channels", _whole(self.map_channels, "map_channels"))
+            object.__setattr__(
+                self, "map_channels", _whole(self.map_channels, "map_channels")
+            )
             if self.code is not None or self.map_channels < 1:
-                raise ValueError(f"map_channels (a spatial code of that many maps) needs code=None and a count "
-                                 f">= 1; got code={self.code}, map_channels={self.map_channels}")
+                raise ValueError(
+                    f"map_channels (a spatial code of that many maps) needs code=None and a count "
+                    f">= 1; got code={self.code}, map_channels={self.map_channels}"
+                )
         side = _whole(self.side, "side")
         object.__setattr__(self, "side", side)
         if side < 2 ** len(chans):
-            raise ValueError(f"{len(chans)} stride-2 convolutions need images of at least {2 ** len(chans)} "
-                             f"pixels a side, got side={side}; use fewer channels entries")
+            raise ValueError(
+                f"{len(chans)} stride-2 convolutions need images of at least {2 ** len(chans)} "
+                f"pixels a side, got side={side}; use fewer channels entries"
+            )
         if self.upsample not in UPSAMPLING:
-            raise ValueError(f"unknown upsample {self.upsample!r}; choose one of {', '.join(map(repr, UPSAMPLING))}")
+            raise ValueError(
+                f"unknown upsample {self.upsample!r}; choose one of {', '.join(map(repr, UPSAMPLING))}"
+            )
         _check_activations(self, ("hidden", "out"))
 
     @property
@@ -269,44 +336,77 @@ class ConvAutoencoder(FlatAutoencoder):
     or with nearest-neighbour resizing followed by a 3x3 convolution (Odena et al., 2016).
     """
 
-    def __init__(self, channels: tuple[int, ...] | list[int] = (32, 64), code: int | None = 30,
-                 upsample: str = "transpose", side: int = 28, hidden: str = "relu", out: str = "sigmoid",
-                 map_channels: int | None = None) -> None:
+    def __init__(
+        self,
+        channels: tuple[int, ...] | list[int] = (32, 64),
+        code: int | None = 30,
+        upsample: str = "transpose",
+        side: int = 28,
+        hidden: str = "relu",
+        out: str = "sigmoid",
+        map_channels: int | None = None,
+    ) -> None:
         super().__init__()
-        self.config = c = ConvConfig(channels, code, upsample, side, hidden, out, map_channels)
+        self.config = c = ConvConfig(
+            channels, code, upsample, side, hidden, out, map_channels
+        )
         sides, last = c.sides, c.channels[-1]
         flat = last * sides[-1] ** 2  # the last feature map, flattened
         enc: list[nn.Module] = [nn.Unflatten(1, (1, c.side, c.side))]
         for c_in, c_out in zip((1, *c.channels[:-1]), c.channels):
             enc += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), *_act(hidden)]
         dec: list[nn.Module] = []
-        if map_channels is not None:  # a spatial code of fewer maps: 1x1 convolutions down and back up
+        # a spatial code of fewer maps: 1x1 convolutions down and back up
+        if map_channels is not None:
             enc.append(nn.Conv2d(last, map_channels, 1))
-            dec += [nn.Unflatten(1, (map_channels, sides[-1], sides[-1])), nn.Conv2d(map_channels, last, 1),
-                    *_act(hidden), nn.Flatten()]  # flattened again, so the shared Unflatten below serves it too
+            dec += [
+                nn.Unflatten(1, (map_channels, sides[-1], sides[-1])),
+                nn.Conv2d(map_channels, last, 1),
+                # flattened again, so the shared Unflatten below serves it too
+                *_act(hidden),
+                nn.Flatten(),
+            ]
         enc.append(nn.Flatten())
-        if code is not None:  # a dense code: one linear layer each way between it and the feature map
+        # a dense code: one linear layer each way between it and the feature map
+        if code is not None:
             enc.append(nn.Linear(flat, c.code))
             dec += [nn.Linear(c.code, flat), *_act(hidden)]
         dec.append(nn.Unflatten(1, (last, sides[-1], sides[-1])))
-        ups = list(zip(c.channels[::-1], (*c.channels[-2::-1], 1), sides[:0:-1], sides[-2::-1]))
+        ups = list(
+            zip(c.channels[::-1], (*c.channels[-2::-1], 1), sides[:0:-1], sides[-2::-1])
+        )
         for i, (c_in, c_out, n_in, n_out) in enumerate(ups):
-            if upsample == "transpose":  # output_padding picks n_out from the two sizes 2 n_in - 1 and 2 n_in
-                dec.append(nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=n_out - 2 * n_in + 1))
+            # output_padding picks n_out from the two sizes 2 n_in - 1 and 2 n_in
+            if upsample == "transpose":
+                dec.append(
+                    nn.ConvTranspose2d(
+                        c_in,
+                        c_out,
+                        3,
+                        stride=2,
+                        padding=1,
+                        output_padding=n_out - 2 * n_in + 1,
+                    )
+                )
             else:
-                dec += [nn.Upsample(size=(n_out, n_out), mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1)]
+                dec += [
+                    nn.Upsample(size=(n_out, n_out), mode="nearest"),
+                    nn.Conv2d(c_in, c_out, 3, padding=1),
+                ]
             dec += _act(out if i == len(ups) - 1 else hidden)
         dec.append(nn.Flatten())
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
     @classmethod
-    def from_config(cls, config: ConvConfig | dict) -> "ConvAutoencoder":
+    def from_config(cls, config: ConvConfig | dict) -> ConvAutoencoder:
         c = config if isinstance(config, ConvConfig) else ConvConfig(**config)
-        return cls(c.channels, c.code, c.upsample, c.side, c.hidden, c.out, c.map_channels)
+        return cls(
+            c.channels, c.code, c.upsample, c.side, c.hidden, c.out, c.map_channels
+        )
 
     @property
     def input_size(self) -> int:
-        return self.config.side ** 2
+        return self.config.side**2
 
     @property
     def code_size(self) -> int:
@@ -317,21 +417,31 @@ class ConvAutoencoder(FlatAutoencoder):
 
     def extra_repr(self) -> str:
         c = self.config
-        code = c.code if c.code is not None else f"map of {c.map_channels}" if c.map_channels else "map"
-        return (f"channels={'-'.join(map(str, c.channels))}, code={code}, "
-                f"upsample={c.upsample}, side={c.side}, out={c.out}")
+        code = (
+            c.code
+            if c.code is not None
+            else f"map of {c.map_channels}"
+            if c.map_channels
+            else "map"
+        )
+        return (
+            f"channels={'-'.join(map(str, c.channels))}, code={code}, "
+            f"upsample={c.upsample}, side={c.side}, out={c.out}"
+        )
 
 
 @dataclass(frozen=True)
 class VAEConfig:
     """The plain spec a `VAE` is built from (and cached under)."""
 
-    sizes: tuple[int, ...]  # input first, latent size k last, e.g. (784, 256, 2); the decoder mirrors it
+    # input first, latent size k last, e.g. (784, 256, 2); the decoder mirrors it
+    sizes: tuple[int, ...]
     hidden: str = "relu"  # activation after every hidden layer
     out: str = "sigmoid"  # the decoder's output: Bernoulli means in [0, 1]
 
     def __post_init__(self) -> None:
-        AEConfig(self.sizes, self.hidden, "identity", self.out)  # the same checks and messages
+        # the same checks and messages
+        AEConfig(self.sizes, self.hidden, "identity", self.out)
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
 
     def to_dict(self) -> dict:
@@ -347,15 +457,22 @@ class VAE(FlatAutoencoder):
     (`aebook.penalties.GaussianKL`), which reads q(h | x) from ``posterior``.
     """
 
-    def __init__(self, sizes: tuple[int, ...] | list[int], hidden: str = "relu", out: str = "sigmoid") -> None:
+    def __init__(
+        self,
+        sizes: tuple[int, ...] | list[int],
+        hidden: str = "relu",
+        out: str = "sigmoid",
+    ) -> None:
         super().__init__()
         self.config = c = VAEConfig(sizes, hidden, out)
-        body = mlp(c.sizes[:-1], hidden, hidden)  # empty for sizes (D, k): no hidden layer
-        self.encoder = nn.Sequential(*body, nn.Linear(c.sizes[-2], 2 * c.sizes[-1]))  # (B, 2k): mu, logvar
+        # empty for sizes (D, k): no hidden layer
+        body = mlp(c.sizes[:-1], hidden, hidden)
+        # (B, 2k): mu, logvar
+        self.encoder = nn.Sequential(*body, nn.Linear(c.sizes[-2], 2 * c.sizes[-1]))
         self.decoder = mlp(c.sizes[::-1], hidden, out)
 
     @classmethod
-    def from_config(cls, config: VAEConfig | dict) -> "VAE":
+    def from_config(cls, config: VAEConfig | dict) -> VAE:
         c = config if isinstance(config, VAEConfig) else VAEConfig(**config)
         return cls(c.sizes, c.hidden, c.out)
 
@@ -374,7 +491,9 @@ class VAE(FlatAutoencoder):
         return f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, out={c.out}"
 
 
-def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def reparameterise(
+    mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu, diag(exp(logvar))) through which
     gradients reach mu and logvar. (B, k), (B, k) -> (B, k)."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)

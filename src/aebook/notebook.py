@@ -16,12 +16,20 @@ def source_html(obj: Any) -> str:
     try:
         code = inspect.getsource(obj)
     except (TypeError, OSError) as err:
-        raise TypeError(f"show_source needs a function, class or module written in Python, got {obj!r}") from err
+        raise TypeError(
+            f"show_source needs a function, class or module written in Python, got {obj!r}"
+        ) from err
     # Inline styles, not CSS classes: the block looks the same in Jupyter, Colab and the built book.
     formatter = HtmlFormatter(noclasses=True, style="friendly", nobackground=False)
-    where = f"{obj.__module__}.{obj.__qualname__}" if hasattr(obj, "__qualname__") else obj.__name__
-    return (f'<div class="aebook-source"><div style="font-size:85%;color:#555">source of '
-            f"<code>{where}</code></div>{highlight(code, PythonLexer(), formatter)}</div>")
+    where = (
+        f"{obj.__module__}.{obj.__qualname__}"
+        if hasattr(obj, "__qualname__")
+        else obj.__name__
+    )
+    return (
+        f'<div class="aebook-source"><div style="font-size:85%;color:#555">source of '
+        f"<code>{where}</code></div>{highlight(code, PythonLexer(), formatter)}</div>"
+    )
 
 
 def show_source(obj: Any) -> HTML:
@@ -41,6 +49,11 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         return value
     # NumPy and PyTorch scalars print as "np.float64(0.5)" or "tensor(0.5)", which the
     # prose's format specs ({glue:text}`name:.2f`) cannot parse: glue plain numbers.
-    _glue(name, value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value,
-          display=display)
+    _glue(
+        name,
+        value.item()
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0
+        else value,
+        display=display,
+    )
     return value

@@ -6,18 +6,25 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 ENV_VAR = "AEBOOK_CACHE"
-STALE_TEMP_S = 3600  # a temporary file this old belongs to a writer that was killed, not to one still writing
-_warned: set[str] = set()  # cache problems already reported: one warning each, not one per model
+# a temporary file this old belongs to a writer that was killed, not to one still writing
+STALE_TEMP_S = 3600
+# cache problems already reported: one warning each, not one per model
+_warned: set[str] = set()
 
 
 def repo_root() -> Path | None:
     """The repository this package was installed from in editable mode, or None (e.g. on Colab)."""
     root = Path(__file__).resolve().parents[2]
-    return root if (root / "pyproject.toml").is_file() and (root / "_config.yml").is_file() else None
+    return (
+        root
+        if (root / "pyproject.toml").is_file() and (root / "_config.yml").is_file()
+        else None
+    )
 
 
 def cache_dir() -> Path:
@@ -34,7 +41,9 @@ def cache_dir() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise NotADirectoryError(f"the cache folder {path} is a file: point {ENV_VAR} at a folder") from None
+        raise NotADirectoryError(
+            f"the cache folder {path} is a file: point {ENV_VAR} at a folder"
+        ) from None
     return path
 
 
@@ -46,8 +55,10 @@ def warn_once(message: str) -> None:
 
 
 def no_cache_warning(what: str, err: BaseException) -> str:
-    return (f"cannot use the cache for {what} ({type(err).__name__}: {err}); the work goes on without "
-            f"caching. Set {ENV_VAR} to a folder you can write to, to keep results between runs.")
+    return (
+        f"cannot use the cache for {what} ({type(err).__name__}: {err}); the work goes on without "
+        f"caching. Set {ENV_VAR} to a folder you can write to, to keep results between runs."
+    )
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -15,7 +15,9 @@ from torch import nn
 
 def _check_weight(name: str, value: float) -> None:
     if not value >= 0:  # also catches NaN
-        raise ValueError(f"{name} must be >= 0 (it weighs the penalty against the reconstruction), got {value}")
+        raise ValueError(
+            f"{name} must be >= 0 (it weighs the penalty against the reconstruction), got {value}"
+        )
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,19 @@ class L1Sparsity:
     def __post_init__(self) -> None:
         _check_weight("lam", self.lam)
 
-    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
         return self.lam * h.abs().sum(dim=1).mean()
 
 
 def kl_bernoulli(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
     """KL(rho || rho_hat) between Bernoulli distributions, elementwise: (k,) -> (k,)."""
-    rho_hat = rho_hat.clamp(1e-6, 1 - 1e-6)  # a dead or saturated unit gives a large, finite penalty
-    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
+    # a dead or saturated unit gives a large, finite penalty
+    rho_hat = rho_hat.clamp(1e-6, 1 - 1e-6)
+    return rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log(
+        (1 - rho) / (1 - rho_hat)
+    )
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,20 @@ class KLSparsity:
     def __post_init__(self) -> None:
         _check_weight("beta", self.beta)
         if not 0 < self.rho < 1:
-            raise ValueError(f"rho is a target mean activation and must lie in (0, 1), got {self.rho}")
+            raise ValueError(
+                f"rho is a target mean activation and must lie in (0, 1), got {self.rho}"
+            )
 
-    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
         lo, hi = torch.aminmax(h.detach())
-        if lo < 0 or hi > 1:  # a mean activation outside (0, 1) is no Bernoulli rate: KL would be meaningless
-            raise ValueError(f"KLSparsity needs a code in (0, 1), got activations from {lo.item():g} to "
-                             f"{hi.item():g}; build the model with code='sigmoid'")
+        # a mean activation outside (0, 1) is no Bernoulli rate: KL would be meaningless
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"KLSparsity needs a code in (0, 1), got activations from {lo.item():g} to "
+                f"{hi.item():g}; build the model with code='sigmoid'"
+            )
         return self.beta * kl_bernoulli(self.rho, h.mean(dim=0)).sum()
 
 
@@ -63,7 +77,10 @@ def jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
     Differentiable with respect to the encoder's parameters, so it can be trained on.
     """
-    jac = torch.func.vmap(torch.func.jacrev(lambda v: encoder(v.unsqueeze(0)).squeeze(0)))(x)  # (B, k, D)
+    # (B, k, D)
+    jac = torch.func.vmap(
+        torch.func.jacrev(lambda v: encoder(v.unsqueeze(0)).squeeze(0))
+    )(x)
     return jac.pow(2).sum(dim=(1, 2))
 
 
@@ -75,7 +92,11 @@ def sigmoid_jacobian_norm_sq(weight: torch.Tensor, h: torch.Tensor) -> torch.Ten
 
 def _single_sigmoid_layer(encoder: nn.Module) -> nn.Linear | None:
     layers = list(encoder) if isinstance(encoder, nn.Sequential) else []
-    if len(layers) == 2 and isinstance(layers[0], nn.Linear) and isinstance(layers[1], nn.Sigmoid):
+    if (
+        len(layers) == 2
+        and isinstance(layers[0], nn.Linear)
+        and isinstance(layers[1], nn.Sigmoid)
+    ):
         return layers[0]
     return None
 
@@ -94,18 +115,31 @@ class Contractive:
     def __post_init__(self) -> None:
         _check_weight("lam", self.lam)
         if self.method not in ("auto", "closed-form", "autograd"):
-            raise ValueError(f"method must be 'auto', 'closed-form' or 'autograd', got {self.method!r}")
+            raise ValueError(
+                f"method must be 'auto', 'closed-form' or 'autograd', got {self.method!r}"
+            )
 
-    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.lam * encoder_jacobian_norm_sq(model.encoder, x_in, h, self.method).mean()
+    def __call__(
+        self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
+        return (
+            self.lam
+            * encoder_jacobian_norm_sq(model.encoder, x_in, h, self.method).mean()
+        )
 
 
-def encoder_jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor, h: torch.Tensor | None = None,
-                             method: str = "auto") -> torch.Tensor:
+def encoder_jacobian_norm_sq(
+    encoder: nn.Module,
+    x: torch.Tensor,
+    h: torch.Tensor | None = None,
+    method: str = "auto",
+) -> torch.Tensor:
     """||df/dx||_F^2 per row of x (B, D) -> (B,), choosing the closed form where it applies."""
     layer = _single_sigmoid_layer(encoder)
     if method == "closed-form" and layer is None:
-        raise ValueError("the closed form needs an encoder of one Linear layer and a Sigmoid")
+        raise ValueError(
+            "the closed form needs an encoder of one Linear layer and a Sigmoid"
+        )
     if layer is not None and method != "autograd":
         return sigmoid_jacobian_norm_sq(layer.weight, encoder(x) if h is None else h)
     return jacobian_norm_sq(encoder, x)
@@ -140,9 +174,14 @@ class GaussianKL:
     def __post_init__(self) -> None:
         _check_weight("beta", self.beta)
 
-    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
         if not hasattr(model, "posterior"):
-            raise TypeError(f"GaussianKL needs a model with posterior(x) -> (mu, logvar), such as aebook.models.VAE; "
-                            f"got {type(model).__name__}")
-        mu, logvar = model.posterior(x_in)  # the same q(h | x) the sample h was drawn from
+            raise TypeError(
+                f"GaussianKL needs a model with posterior(x) -> (mu, logvar), such as aebook.models.VAE; "
+                f"got {type(model).__name__}"
+            )
+        # the same q(h | x) the sample h was drawn from
+        mu, logvar = model.posterior(x_in)
         return self.beta * gaussian_kl(mu, logvar).mean() / x_in.shape[1]

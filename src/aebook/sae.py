@@ -17,8 +17,10 @@ from .models import FlatAutoencoder, _whole
 class SAEConfig:
     """The plain spec a `SparseAutoencoder` is built from (and cached under)."""
 
-    sizes: tuple[int, int]  # (d, width): the activations' width and the number of latents (the dictionary's size)
-    k: int | None = None  # TopK: keep the k largest pre-activations of each input; None: a ReLU code
+    # (d, width): the activations' width and the number of latents (the dictionary's size)
+    sizes: tuple[int, int]
+    # TopK: keep the k largest pre-activations of each input; None: a ReLU code
+    k: int | None = None
 
     def __post_init__(self) -> None:
         sizes = tuple(_whole(s, "size") for s in self.sizes)
@@ -28,7 +30,9 @@ class SAEConfig:
         if self.k is not None:
             object.__setattr__(self, "k", _whole(self.k, "k"))
             if not 1 <= self.k <= sizes[1]:
-                raise ValueError(f"k must lie between 1 and the width {sizes[1]}, got {self.k}")
+                raise ValueError(
+                    f"k must lie between 1 and the width {sizes[1]}, got {self.k}"
+                )
 
     def to_dict(self) -> dict:
         return {**asdict(self), "sizes": list(self.sizes)}
@@ -57,27 +61,37 @@ class SparseAutoencoder(FlatAutoencoder):
         self.register_buffer("since_fired", torch.zeros(width))
 
     @classmethod
-    def from_config(cls, config: SAEConfig | dict) -> "SparseAutoencoder":
+    def from_config(cls, config: SAEConfig | dict) -> SparseAutoencoder:
         c = config if isinstance(config, SAEConfig) else SAEConfig(**config)
         return cls(*c.sizes, k=c.k)
 
-    def center(self, x: torch.Tensor) -> "SparseAutoencoder":
+    def center(self, x: torch.Tensor) -> SparseAutoencoder:
         """Start the decoder bias at the mean of activations x (N, d), as Gao et al. and Bricken et al. do. Returns self."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected activations of shape (N, {self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected activations of shape (N, {self.input_size}), got {tuple(x.shape)}"
+            )
         with torch.no_grad():
             self.b_dec.copy_(x.float().mean(dim=0))
         return self
 
-    def start_from(self, directions: torch.Tensor, others_off: bool = False) -> "SparseAutoencoder":
+    def start_from(
+        self, directions: torch.Tensor, others_off: bool = False
+    ) -> SparseAutoencoder:
         """Make the first m latents the directions (d, m), normalised, as atoms and encoder rows, with zero
         encoder bias; with ``others_off`` the other latents get a bias so negative that they never fire.
         Returns self. Given +-PCA directions and `center`, a TopK code then keeps the k largest
         |PCA coefficients| of each input: the model contains `aebook.metrics.pca_topk_reconstruct`."""
         d, width = self.config.sizes
-        if directions.ndim != 2 or directions.shape[0] != d or not 1 <= directions.shape[1] <= width:
-            raise ValueError(f"expected directions of shape ({d}, m) with 1 <= m <= {width}, "
-                             f"got {tuple(directions.shape)}")
+        if (
+            directions.ndim != 2
+            or directions.shape[0] != d
+            or not 1 <= directions.shape[1] <= width
+        ):
+            raise ValueError(
+                f"expected directions of shape ({d}, m) with 1 <= m <= {width}, "
+                f"got {tuple(directions.shape)}"
+            )
         m = directions.shape[1]
         with torch.no_grad():
             atoms = F.normalize(directions.float(), dim=0)
@@ -96,7 +110,9 @@ class SparseAutoencoder(FlatAutoencoder):
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, width), before the ReLU or TopK."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"expected activations of shape (batch, {self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected activations of shape (batch, {self.input_size}), got {tuple(x.shape)}"
+            )
         return (x - self.b_dec) @ self.W_enc.T + self.b_enc
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +124,8 @@ class SparseAutoencoder(FlatAutoencoder):
         else:
             top = z.topk(k, dim=1)
             h = torch.zeros_like(z).scatter(1, top.indices, F.relu(top.values))
-        if self.training:  # bookkeeping for TopKAuxiliary: inputs seen since each latent last fired
+        # bookkeeping for TopKAuxiliary: inputs seen since each latent last fired
+        if self.training:
             with torch.no_grad():
                 self.since_fired += len(x)
                 self.since_fired[(h > 0).any(dim=0)] = 0
@@ -117,12 +134,16 @@ class SparseAutoencoder(FlatAutoencoder):
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """(B, width) -> (B, d)."""
         if h.ndim != 2 or h.shape[1] != self.code_size:
-            raise ValueError(f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}")
+            raise ValueError(
+                f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}"
+            )
         return h @ self.dictionary.T + self.b_dec
 
     def extra_repr(self) -> str:
         d, width = self.config.sizes
-        return f"d={d}, width={width}, " + (f"TopK k={self.config.k}" if self.config.k else "ReLU")
+        return f"d={d}, width={width}, " + (
+            f"TopK k={self.config.k}" if self.config.k else "ReLU"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,13 +161,23 @@ class TopKAuxiliary:
     coef: float = 1 / 32
 
     def __post_init__(self) -> None:
-        if _whole(self.k_aux, "k_aux") < 1 or _whole(self.dead_after, "dead_after") < 1 or not self.coef >= 0:
-            raise ValueError(f"need k_aux >= 1, dead_after >= 1 and coef >= 0; got {self.k_aux}, "
-                             f"{self.dead_after}, {self.coef}")
+        if (
+            _whole(self.k_aux, "k_aux") < 1
+            or _whole(self.dead_after, "dead_after") < 1
+            or not self.coef >= 0
+        ):
+            raise ValueError(
+                f"need k_aux >= 1, dead_after >= 1 and coef >= 0; got {self.k_aux}, "
+                f"{self.dead_after}, {self.coef}"
+            )
 
-    def __call__(self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x_in: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
         if not isinstance(model, SparseAutoencoder):
-            raise TypeError(f"TopKAuxiliary needs a SparseAutoencoder, got {type(model).__name__}")
+            raise TypeError(
+                f"TopKAuxiliary needs a SparseAutoencoder, got {type(model).__name__}"
+            )
         dead = model.since_fired >= self.dead_after
         n_dead = int(dead.sum())
         if n_dead == 0:

@@ -21,7 +21,9 @@ class ToyConfig:
     def __post_init__(self) -> None:
         sizes = tuple(_whole(s, "size") for s in self.sizes)
         if len(sizes) != 2 or not 1 <= sizes[1] <= sizes[0]:
-            raise ValueError(f"sizes must be (n features, m dimensions) with 1 <= m <= n, got {self.sizes!r}")
+            raise ValueError(
+                f"sizes must be (n features, m dimensions) with 1 <= m <= n, got {self.sizes!r}"
+            )
         object.__setattr__(self, "sizes", sizes)
 
     def to_dict(self) -> dict:
@@ -40,14 +42,15 @@ class ToyModel(FlatAutoencoder):
     def __init__(self, n: int, m: int) -> None:
         super().__init__()
         self.config = ToyConfig((n, m))
-        weight = nn.init.xavier_normal_(torch.empty(m, n))  # drawn first: nn.Linear's own init draws too
+        # drawn first: nn.Linear's own init draws too
+        weight = nn.init.xavier_normal_(torch.empty(m, n))
         self.encoder = nn.Linear(n, m, bias=False)
         with torch.no_grad():
             self.encoder.weight.copy_(weight)
         self.decoder = nn.Sequential(TransposedLinear(self.encoder), nn.ReLU())
 
     @classmethod
-    def from_config(cls, config: ToyConfig | dict) -> "ToyModel":
+    def from_config(cls, config: ToyConfig | dict) -> ToyModel:
         c = config if isinstance(config, ToyConfig) else ToyConfig(**config)
         return cls(*c.sizes)
 
@@ -71,7 +74,9 @@ def toy_features(n_samples: int, n: int, density: float, seed: int = 0) -> torch
     independently of the others (Elhage et al.'s data)."""
     n_samples, n = _whole(n_samples, "sample count"), _whole(n, "feature count")
     if n_samples < 1 or n < 1 or not 0 < density <= 1:
-        raise ValueError(f"need n_samples >= 1, n >= 1 and a density in (0, 1]; got {n_samples}, {n}, {density}")
+        raise ValueError(
+            f"need n_samples >= 1, n >= 1 and a density in (0, 1]; got {n_samples}, {n}, {density}"
+        )
     gen = torch.Generator().manual_seed(seed)
     values = torch.rand(n_samples, n, generator=gen)
     return values * (torch.rand(n_samples, n, generator=gen) < density)
@@ -100,7 +105,9 @@ def angular_gaps(directions: torch.Tensor) -> torch.Tensor:
     A regular polygon of j features has every gap at 360 / j.
     """
     if directions.ndim != 2 or directions.shape[0] != 2 or directions.shape[1] < 1:
-        raise ValueError(f"expected 2-D directions of shape (2, j) with j >= 1, got {tuple(directions.shape)}")
+        raise ValueError(
+            f"expected 2-D directions of shape (2, j) with j >= 1, got {tuple(directions.shape)}"
+        )
     angles = torch.atan2(directions[1], directions[0]).sort().values
     gaps = torch.diff(torch.cat([angles, angles[:1] + 2 * math.pi]))
     return torch.rad2deg(gaps).sort().values

@@ -6,8 +6,8 @@ import math
 import operator
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -34,10 +34,13 @@ SCHEDULES = ("constant", "cosine")
 class History:
     """Per-epoch losses of one `fit` run."""
 
-    train_loss: list[float] = field(default_factory=list)  # mean training objective (reconstruction + penalty)
-    val_loss: list[float] = field(default_factory=list)  # reconstruction loss on the clean validation set
+    # mean training objective (reconstruction + penalty)
+    train_loss: list[float] = field(default_factory=list)
+    # reconstruction loss on the clean validation set
+    val_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole run
-    tracked: dict[str, list[float]] = field(default_factory=dict)  # fit(track=...)'s numbers, one per epoch
+    # fit(track=...)'s numbers, one per epoch
+    tracked: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def best_epoch(self) -> int:
@@ -45,8 +48,12 @@ class History:
         return self.val_loss.index(min(self.val_loss)) + 1 if self.val_loss else 0
 
     def to_dict(self) -> dict:
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss), "seconds": self.seconds,
-                "tracked": {k: list(v) for k, v in self.tracked.items()}}
+        return {
+            "train_loss": list(self.train_loss),
+            "val_loss": list(self.val_loss),
+            "seconds": self.seconds,
+            "tracked": {k: list(v) for k, v in self.tracked.items()},
+        }
 
 
 def set_seed(seed: int) -> None:
@@ -62,29 +69,48 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'") from err
+            raise ValueError(
+                f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'"
+            ) from err
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but this machine has no CUDA GPU; use device='auto', which "
-                             f"takes a GPU where there is one and the CPU elsewhere")
-        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ValueError(f"device={device!r} but Apple's MPS is not available here; use device='auto'")
+            raise ValueError(
+                f"device={device!r} but this machine has no CUDA GPU; use device='auto', which "
+                f"takes a GPU where there is one and the CPU elsewhere"
+            )
+        if dev.type == "mps" and not (
+            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+        ):
+            raise ValueError(
+                f"device={device!r} but Apple's MPS is not available here; use device='auto'"
+            )
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    if (
+        getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available()
+    ):
         return torch.device("mps")
     return torch.device("cpu")
 
 
-def reconstruction_loss(r: torch.Tensor, x: torch.Tensor, loss: str = "mse",
-                        weight: torch.Tensor | None = None) -> torch.Tensor:
+def reconstruction_loss(
+    r: torch.Tensor,
+    x: torch.Tensor,
+    loss: str = "mse",
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean over batch and pixels. r, x: (B, D); ``weight`` (D,), if given, scales each dimension's error
     (a toy model's feature importance), still divided by D."""
     if loss == "mse":
         return F.mse_loss(r, x) if weight is None else ((r - x).pow(2) * weight).mean()
     if loss == "bce":
-        return F.binary_cross_entropy(r, x, weight=None if weight is None else weight.expand_as(r))
-    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
+        return F.binary_cross_entropy(
+            r, x, weight=None if weight is None else weight.expand_as(r)
+        )
+    raise ValueError(
+        f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}"
+    )
 
 
 def as_float_data(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -93,50 +119,90 @@ def as_float_data(x: torch.Tensor, name: str) -> torch.Tensor:
     uint8 images would silently train on values up to 255: the caller has to say how to scale.
     """
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; "
-                        f"convert it with torch.as_tensor({name}, dtype=torch.float32)")
+        raise TypeError(
+            f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+            f"convert it with torch.as_tensor({name}, dtype=torch.float32)"
+        )
     if not x.is_floating_point():
-        raise ValueError(f"{name} has dtype {x.dtype}; the models need floats in [0, 1]: "
-                         f"for 8-bit images pass {name}.float() / 255")
+        raise ValueError(
+            f"{name} has dtype {x.dtype}; the models need floats in [0, 1]: "
+            f"for 8-bit images pass {name}.float() / 255"
+        )
     return x if x.dtype == torch.float32 else x.float()
 
 
 def _check_data(x: torch.Tensor, name: str, width: int | None = None) -> None:
     if x.ndim != 2:
-        hint = (f"flatten images first: {name}.reshape(len({name}), -1)" if x.ndim > 2 else
-                f"a single image needs a batch axis: {name}.reshape(1, -1)")
+        hint = (
+            f"flatten images first: {name}.reshape(len({name}), -1)"
+            if x.ndim > 2
+            else f"a single image needs a batch axis: {name}.reshape(1, -1)"
+        )
         raise ValueError(f"{name} must be (N, D), got shape {tuple(x.shape)}; {hint}")
     if len(x) == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}): there is nothing to train on")
+        raise ValueError(
+            f"{name} is empty (shape {tuple(x.shape)}): there is nothing to train on"
+        )
     if width is not None and x.shape[1] != width:
-        raise ValueError(f"{name} must be (M, {width}) like train_x, got {tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must be (M, {width}) like train_x, got {tuple(x.shape)}"
+        )
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} holds {bad} NaN or infinite values; clean the data first "
-                         f"(for example {name}.nan_to_num(0.0)), or the model trains to NaN")
+        raise ValueError(
+            f"{name} holds {bad} NaN or infinite values; clean the data first "
+            f"(for example {name}.nan_to_num(0.0)), or the model trains to NaN"
+        )
 
 
-def _check_fit_args(model: nn.Module, train_x: torch.Tensor, epochs: int, batch_size: int, lr: float,
-                    loss: str, schedule: str, val_x: torch.Tensor | None, patience: int | None,
-                    loss_weight: torch.Tensor | None) -> None:
+def _check_fit_args(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    loss: str,
+    schedule: str,
+    val_x: torch.Tensor | None,
+    patience: int | None,
+    loss_weight: torch.Tensor | None,
+) -> None:
     _check_data(train_x, "train_x")
-    if loss_weight is not None and (not isinstance(loss_weight, torch.Tensor) or loss_weight.shape != train_x.shape[1:]
-                                    or not bool((loss_weight >= 0).all() & torch.isfinite(loss_weight).all())):
-        raise ValueError(f"loss_weight must be a tensor of {train_x.shape[1]} finite weights >= 0, one per dimension "
-                         f"of train_x, got {getattr(loss_weight, 'shape', loss_weight)!r}")
+    if loss_weight is not None and (
+        not isinstance(loss_weight, torch.Tensor)
+        or loss_weight.shape != train_x.shape[1:]
+        or not bool((loss_weight >= 0).all() & torch.isfinite(loss_weight).all())
+    ):
+        raise ValueError(
+            f"loss_weight must be a tensor of {train_x.shape[1]} finite weights >= 0, one per dimension "
+            f"of train_x, got {getattr(loss_weight, 'shape', loss_weight)!r}"
+        )
     if val_x is not None:
         _check_data(val_x, "val_x", train_x.shape[1])
     if epochs < 1 or batch_size < 1 or not 0 < lr < math.inf:
-        raise ValueError(f"need epochs >= 1, batch_size >= 1 and a finite lr > 0; got {epochs}, {batch_size}, {lr}")
+        raise ValueError(
+            f"need epochs >= 1, batch_size >= 1 and a finite lr > 0; got {epochs}, {batch_size}, {lr}"
+        )
     if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}")
+        raise ValueError(
+            f"unknown loss {loss!r}; choose one of {', '.join(map(repr, LOSSES))}"
+        )
     if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}")
+        raise ValueError(
+            f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}"
+        )
     if patience is not None and (val_x is None or patience < 1):
-        raise ValueError(f"early stopping needs val_x and patience >= 1; got patience={patience}"
-                         f"{'' if val_x is not None else ' and no val_x'}")
-    if loss == "bce" and getattr(getattr(model, "config", None), "out", "sigmoid") != "sigmoid":
-        raise ValueError("loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'")
+        raise ValueError(
+            f"early stopping needs val_x and patience >= 1; got patience={patience}"
+            f"{'' if val_x is not None else ' and no val_x'}"
+        )
+    if (
+        loss == "bce"
+        and getattr(getattr(model, "config", None), "out", "sigmoid") != "sigmoid"
+    ):
+        raise ValueError(
+            "loss='bce' needs outputs in [0, 1]: build the model with out='sigmoid'"
+        )
 
 
 def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
@@ -146,16 +212,35 @@ def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.
     the default one, and it is as deterministic. Other devices get the default update.
     """
     params = list(model.parameters())
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+    fused = all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
+    return torch.optim.Adam(
+        params, lr=lr, weight_decay=weight_decay, fused=fused or None
+    )
 
 
-def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-        seed: int = 0, loss: str = "mse", weight_decay: float = 0.0, schedule: str = "constant",
-        val_x: torch.Tensor | None = None, patience: int | None = None,
-        penalty: Penalty | None = None, corrupt: Corruption | None = None, device: str = "auto",
-        progress: bool = True, augment: Augmentation | None = None, track: Tracker | None = None,
-        loss_weight: torch.Tensor | None = None) -> History:
+def fit(
+    model: nn.Module,
+    train_x: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    loss: str = "mse",
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    val_x: torch.Tensor | None = None,
+    patience: int | None = None,
+    penalty: Penalty | None = None,
+    corrupt: Corruption | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    augment: Augmentation | None = None,
+    track: Tracker | None = None,
+    loss_weight: torch.Tensor | None = None,
+) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
 
     Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
@@ -180,11 +265,25 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     """
     train_x = as_float_data(train_x, "train_x")
     val_x = as_float_data(val_x, "val_x") if val_x is not None else None
-    epochs, batch_size, seed = (_as_int(v, n) for v, n in ((epochs, "epochs"), (batch_size, "batch_size"), (seed, "seed")))
+    epochs, batch_size, seed = (
+        _as_int(v, n)
+        for v, n in ((epochs, "epochs"), (batch_size, "batch_size"), (seed, "seed"))
+    )
     lr, weight_decay = float(lr), float(weight_decay)
     if patience is not None:
         patience = _as_int(patience, "patience")
-    _check_fit_args(model, train_x, epochs, batch_size, lr, loss, schedule, val_x, patience, loss_weight)
+    _check_fit_args(
+        model,
+        train_x,
+        epochs,
+        batch_size,
+        lr,
+        loss,
+        schedule,
+        val_x,
+        patience,
+        loss_weight,
+    )
     dev = resolve_device(device)
     weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
@@ -196,9 +295,14 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     history = History()
     n = len(x_all)
     steps = epochs * -(-n // batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+        if schedule == "cosine"
+        else None
+    )
     start = time.perf_counter()
-    best: dict[str, torch.Tensor] | None = None  # the weights at the lowest validation loss (early stopping)
+    # the weights at the lowest validation loss (early stopping)
+    best: dict[str, torch.Tensor] | None = None
     bar = _progress(epochs, enabled=progress)
     for epoch in range(epochs):
         model.train()
@@ -211,8 +315,10 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             if penalty is not None:
                 omega = penalty(model, x_in, h)
                 if not isinstance(omega, torch.Tensor) or omega.ndim != 0:
-                    raise ValueError(f"the penalty must return a scalar tensor (a 0-d tensor, e.g. .sum() or "
-                                     f".mean() of its terms), got {tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}")
+                    raise ValueError(
+                        f"the penalty must return a scalar tensor (a 0-d tensor, e.g. .sum() or "
+                        f".mean() of its terms), got {tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}"
+                    )
                 objective = objective + omega
             opt.zero_grad(set_to_none=True)
             objective.backward()
@@ -222,16 +328,21 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
             total += objective.detach() * len(idx)
         history.train_loss.append(total.item() / n)
         if x_val is not None:
-            history.val_loss.append(evaluate(model, x_val, loss=loss, device=dev, loss_weight=weight))
+            history.val_loss.append(
+                evaluate(model, x_val, loss=loss, device=dev, loss_weight=weight)
+            )
         if track is not None:
             _record(history, track, model, epoch)
-        if not all(math.isfinite(v) for v in (history.train_loss[-1], *history.val_loss[-1:])):
+        if not all(
+            math.isfinite(v) for v in (history.train_loss[-1], *history.val_loss[-1:])
+        ):
             if bar is not None:
                 bar.close()
             raise FloatingPointError(
                 f"the loss became NaN or infinite in epoch {epoch + 1} of {epochs} (lr={lr}); the weights are "
                 f"no longer usable. Try a smaller lr (for example {lr / 10:g}), check the data for extreme "
-                f"values, or a penalty for a large weight, then train a freshly built model")
+                f"values, or a penalty for a large weight, then train a freshly built model"
+            )
         if bar is not None:
             bar.update(1)
             bar.set_postfix(_postfix(history))
@@ -243,7 +354,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, *, epochs: int, batch_size: int
     if best is not None:
         model.load_state_dict(best)
     if bar is not None:
-        bar.total = bar.n  # a run that stopped early finished; tqdm would draw it as failed
+        # a run that stopped early finished; tqdm would draw it as failed
+        bar.total = bar.n
         bar.close()
     history.seconds = time.perf_counter() - start
     model.eval()
@@ -258,8 +370,10 @@ def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> N
     if epoch == 0:
         history.tracked.update({name: [] for name in numbers})
     if set(numbers) != set(history.tracked):
-        raise ValueError(f"track must return the same names after every epoch; after epoch {epoch + 1} it "
-                         f"returned {sorted(numbers)}, before {sorted(history.tracked)}")
+        raise ValueError(
+            f"track must return the same names after every epoch; after epoch {epoch + 1} it "
+            f"returned {sorted(numbers)}, before {sorted(history.tracked)}"
+        )
     for name, value in numbers.items():
         history.tracked[name].append(float(value))
 
@@ -271,7 +385,9 @@ def _as_int(value: object, name: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be a whole number, got {value!r} ({type(value).__name__})") from None
+        raise ValueError(
+            f"{name} must be a whole number, got {value!r} ({type(value).__name__})"
+        ) from None
 
 
 def _postfix(history: History) -> dict[str, str]:
@@ -291,31 +407,55 @@ def _progress(epochs: int, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, *, loss: str = "mse", batch_size: int = 2048,
-             device: str | torch.device = "auto", loss_weight: torch.Tensor | None = None) -> float:
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    loss: str = "mse",
+    batch_size: int = 2048,
+    device: str | torch.device = "auto",
+    loss_weight: torch.Tensor | None = None,
+) -> float:
     """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float (weighted as `fit`'s ``loss_weight``)."""
     x = as_float_data(x, "x")
     r = reconstruct(model, x, batch_size=batch_size, device=device)
-    weight = loss_weight.to(r.device, torch.float32) if loss_weight is not None else None
+    weight = (
+        loss_weight.to(r.device, torch.float32) if loss_weight is not None else None
+    )
     return reconstruction_loss(r, x.to(r.device), loss, weight).item()
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
-                device: str | torch.device = "auto") -> torch.Tensor:
+def reconstruct(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 2048,
+    device: str | torch.device = "auto",
+) -> torch.Tensor:
     """g(f(x)) for x (N, D), in eval mode and in batches; returned on the CPU."""
     return batched(model, x, lambda m, b: m(b), batch_size, device)
 
 
 @torch.no_grad()
-def encode(model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048,
-           device: str | torch.device = "auto") -> torch.Tensor:
+def encode(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batch_size: int = 2048,
+    device: str | torch.device = "auto",
+) -> torch.Tensor:
     """The codes f(x), (N, k), in eval mode and in batches; returned on the CPU."""
     return batched(model, x, lambda m, b: m.encode(b), batch_size, device)
 
 
-def batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-            batch_size: int, device: str | torch.device) -> torch.Tensor:
+def batched(
+    model: nn.Module,
+    x: torch.Tensor,
+    fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    batch_size: int,
+    device: str | torch.device,
+) -> torch.Tensor:
     """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode on ``device``.
 
     Each result (B, ...) is moved to the CPU and the results are concatenated, (N, ...). The model
@@ -334,6 +474,7 @@ def batched(model: nn.Module, x: torch.Tensor, fn: Callable[[nn.Module, torch.Te
 
 # --- Greedy layer-wise pretraining (Hinton & Salakhutdinov 2006; Bengio et al. 2007) -------
 
+
 def layer_autoencoder(n_in: int, n_out: int, first: bool, last: bool) -> Autoencoder:
     """The shallow autoencoder that pretrains one layer n_in -> n_out of a deep one.
 
@@ -341,12 +482,22 @@ def layer_autoencoder(n_in: int, n_out: int, first: bool, last: bool) -> Autoenc
     the deep model's code layer (identity), and a sigmoid output for the layer that
     reconstructs pixels, a ReLU output for the ones that reconstruct (non-negative) codes.
     """
-    return Autoencoder([n_in, n_out], code="identity" if last else "relu", out="sigmoid" if first else "relu")
+    return Autoencoder(
+        [n_in, n_out],
+        code="identity" if last else "relu",
+        out="sigmoid" if first else "relu",
+    )
 
 
-def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *, epochs: int,
-                    train_or_load: Callable[..., tuple[nn.Module, History]] | None = None,
-                    cache_name: str = "stack", **fit_kwargs) -> tuple[list[Autoencoder], list[History]]:
+def greedy_pretrain(
+    sizes: tuple[int, ...] | list[int],
+    train_x: torch.Tensor,
+    *,
+    epochs: int,
+    train_or_load: Callable[..., tuple[nn.Module, History]] | None = None,
+    cache_name: str = "stack",
+    **fit_kwargs,
+) -> tuple[list[Autoencoder], list[History]]:
     """Train a stack of shallow autoencoders, each on the codes of the one before.
 
     sizes: widths of the deep encoder, input first, e.g. (784, 512, 256, 128, 30). The first
@@ -363,17 +514,25 @@ def greedy_pretrain(sizes: tuple[int, ...] | list[int], train_x: torch.Tensor, *
     fit_kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("loss", "val_x")}
     stack, histories, x = [], [], train_x
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        torch.manual_seed(fit_kwargs.get("seed", 0) + i)  # each layer's initial weights, reproducibly
+        # each layer's initial weights, reproducibly
+        torch.manual_seed(fit_kwargs.get("seed", 0) + i)
         layer = layer_autoencoder(n_in, n_out, first=i == 0, last=i == len(sizes) - 2)
         loss = "bce" if i == 0 else "mse"
         if train_or_load is not None:
-            layer, history = train_or_load(layer, x, name=f"{cache_name}-layer{i}", epochs=epochs, loss=loss,
-                                           **fit_kwargs)
+            layer, history = train_or_load(
+                layer,
+                x,
+                name=f"{cache_name}-layer{i}",
+                epochs=epochs,
+                loss=loss,
+                **fit_kwargs,
+            )
         else:
             history = fit(layer, x, epochs=epochs, loss=loss, **fit_kwargs)
         stack.append(layer)
         histories.append(history)
-        x = encode(layer, x, device=fit_kwargs.get("device", "auto"))  # the next layer's training data
+        # the next layer's training data
+        x = encode(layer, x, device=fit_kwargs.get("device", "auto"))
     return stack, histories
 
 
@@ -387,15 +546,25 @@ def unroll(stack: list[Autoencoder]) -> Autoencoder:
     sizes = [stack[0].input_size] + [layer.code_size for layer in stack]
     for a, b in zip(stack[:-1], stack[1:]):
         if a.code_size != b.input_size:
-            raise ValueError(f"layers do not chain: a code of {a.code_size} feeds an input of {b.input_size}")
+            raise ValueError(
+                f"layers do not chain: a code of {a.code_size} feeds an input of {b.input_size}"
+            )
     for i, layer in enumerate(stack):
         # The composition is exact only for the activations layer_autoencoder chooses.
-        expected = layer_autoencoder(layer.input_size, layer.code_size, first=i == 0, last=i == len(stack) - 1)
+        expected = layer_autoencoder(
+            layer.input_size, layer.code_size, first=i == 0, last=i == len(stack) - 1
+        )
         if not isinstance(layer, Autoencoder) or layer.config != expected.config:
-            got = layer.config if isinstance(layer, Autoencoder) else type(layer).__name__
-            raise ValueError(f"layer {i} is {got}, not {expected.config}: unroll composes exactly only a stack "
-                             f"built by greedy_pretrain (or layer_autoencoder)")
-    deep = Autoencoder(sizes, hidden="relu", code=stack[-1].config.code, out=stack[0].config.out)
+            got = (
+                layer.config if isinstance(layer, Autoencoder) else type(layer).__name__
+            )
+            raise ValueError(
+                f"layer {i} is {got}, not {expected.config}: unroll composes exactly only a stack "
+                f"built by greedy_pretrain (or layer_autoencoder)"
+            )
+    deep = Autoencoder(
+        sizes, hidden="relu", code=stack[-1].config.code, out=stack[0].config.out
+    )
     enc = [m for m in deep.encoder if isinstance(m, nn.Linear)]
     dec = [m for m in deep.decoder if isinstance(m, nn.Linear)]
     with torch.no_grad():

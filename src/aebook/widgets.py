@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -25,7 +25,9 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(
+        buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None}
+    )
     plt.close(fig)
     return buf.getvalue()
 
@@ -39,9 +41,13 @@ def image_png(rgb: np.ndarray, colors: int | None = None) -> bytes:
     from PIL import Image
 
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.dtype} {rgb.shape}")
+        raise ValueError(
+            f"expected an (H, W, 3) uint8 array, got {rgb.dtype} {rgb.shape}"
+        )
     if colors is not None and not 2 <= colors <= 256:
-        raise ValueError(f"colors must be between 2 and 256 (a PNG palette), got {colors}")
+        raise ValueError(
+            f"colors must be between 2 and 256 (a PNG palette), got {colors}"
+        )
     image = Image.fromarray(rgb)
     if colors is not None:
         image = image.quantize(colors=colors, dither=Image.Dither.NONE)
@@ -61,11 +67,15 @@ def panel(png: bytes, caption: str, alt: str | None = None) -> widgets.VBox:
     ipywidgets ``Image`` has no alt text."""
     text = widgets.HTML(f'<div class="aebook-caption">{html.escape(caption)}</div>')
     src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    image = widgets.HTML(f'<img class="aebook-panel" src="{src}" alt="{html.escape(alt or caption)}">')
+    image = widgets.HTML(
+        f'<img class="aebook-panel" src="{src}" alt="{html.escape(alt or caption)}">'
+    )
     return widgets.VBox([text, image])
 
 
-def _switcher(children: Sequence[widgets.Widget], control: widgets.Widget) -> widgets.Widget:
+def _switcher(
+    children: Sequence[widgets.Widget], control: widgets.Widget
+) -> widgets.Widget:
     """Show ``children[control.index]``: a jslinked Stack on ipywidgets 8, a swapped Box on 7.x."""
     if has_stack():
         stack = widgets.Stack(list(children), selected_index=control.index)
@@ -82,25 +92,38 @@ def _switcher(children: Sequence[widgets.Widget], control: widgets.Widget) -> wi
 
 def _check(panels: Sequence[widgets.Widget], labels: Sequence[str]) -> None:
     if len(panels) != len(labels) or not labels:
-        raise ValueError(f"need one panel per label, and at least one; got {len(panels)} panels "
-                         f"for {len(labels)} labels")
+        raise ValueError(
+            f"need one panel per label, and at least one; got {len(panels)} panels "
+            f"for {len(labels)} labels"
+        )
 
 
 def _slider(labels: Sequence[str], description: str) -> widgets.SelectionSlider:
-    return widgets.SelectionSlider(options=list(labels), value=labels[0], description=description,
-                                   continuous_update=True, style={"description_width": "initial"},
-                                   layout=widgets.Layout(width="420px"))
+    return widgets.SelectionSlider(
+        options=list(labels),
+        value=labels[0],
+        description=description,
+        continuous_update=True,
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="420px"),
+    )
 
 
-def panel_slider(panels: Sequence[widgets.Widget], labels: Sequence[str], description: str) -> widgets.VBox:
+def panel_slider(
+    panels: Sequence[widgets.Widget], labels: Sequence[str], description: str
+) -> widgets.VBox:
     """A slider over ``labels``; position i shows ``panels[i]``."""
     _check(panels, labels)
     slider = _slider(labels, description)
     return widgets.VBox([slider, _switcher(panels, slider)])
 
 
-def panel_slider_grid(panels: Mapping[str, Sequence[widgets.Widget]], labels: Sequence[str],
-                      description: str, choice_description: str) -> widgets.VBox:
+def panel_slider_grid(
+    panels: Mapping[str, Sequence[widgets.Widget]],
+    labels: Sequence[str],
+    description: str,
+    choice_description: str,
+) -> widgets.VBox:
     """A slider over ``labels`` and buttons over the keys of ``panels``: (key, i) shows ``panels[key][i]``.
 
     One slider drives one switcher per key; the buttons pick which switcher is shown.
@@ -110,22 +133,32 @@ def panel_slider_grid(panels: Mapping[str, Sequence[widgets.Widget]], labels: Se
     for p in panels.values():
         _check(p, labels)
     slider = _slider(labels, description)
-    choice = widgets.ToggleButtons(options=list(panels), description=choice_description,
-                                   style={"description_width": "initial"})
+    choice = widgets.ToggleButtons(
+        options=list(panels),
+        description=choice_description,
+        style={"description_width": "initial"},
+    )
     per_choice = [_switcher(p, slider) for p in panels.values()]
     return widgets.VBox([choice, slider, _switcher(per_choice, choice)])
 
 
-def panel_slider_2d(panels: Sequence[Sequence[widgets.Widget]], x_labels: Sequence[str], y_labels: Sequence[str],
-                    x_description: str, y_description: str) -> widgets.VBox:
+def panel_slider_2d(
+    panels: Sequence[Sequence[widgets.Widget]],
+    x_labels: Sequence[str],
+    y_labels: Sequence[str],
+    x_description: str,
+    y_description: str,
+) -> widgets.VBox:
     """Two sliders, x over ``x_labels`` and y over ``y_labels``: (x_labels[i], y_labels[j]) shows ``panels[j][i]``.
 
     The x slider drives one switcher per row; the y slider picks which row's switcher is shown,
     so both are linked in the browser and the static page needs no kernel.
     """
     if len(panels) != len(y_labels) or not y_labels:
-        raise ValueError(f"need one row of panels per y label, and at least one; got {len(panels)} rows "
-                         f"for {len(y_labels)} labels")
+        raise ValueError(
+            f"need one row of panels per y label, and at least one; got {len(panels)} rows "
+            f"for {len(y_labels)} labels"
+        )
     for row in panels:
         _check(row, x_labels)
     x, y = _slider(x_labels, x_description), _slider(y_labels, y_description)

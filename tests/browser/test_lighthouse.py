@@ -16,11 +16,9 @@ import ssl
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-
-from test_pages import CDN, CHROMIUM, FLAGS, HTML, NODE, PAGES, local_copy, server  # noqa: F401 (a fixture)
+from test_pages import CDN, CHROMIUM, FLAGS, HTML, NODE, PAGES, local_copy
 
 LIGHTHOUSE = NODE / ".bin" / "lighthouse"
 RESULTS = HTML.parent / "lighthouse.json"
@@ -28,14 +26,17 @@ MIN_ACCESSIBILITY = 0.95
 
 
 class _MirrorHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (the standard library's name)
+    def do_GET(self):
         path = local_copy(f"https://{CDN}{self.path}")
         if path is None:
             self.send_error(404)
             return
         body = path.read_bytes()
         self.send_response(200)
-        self.send_header("Content-Type", mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        self.send_header(
+            "Content-Type",
+            mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+        )
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Access-Control-Allow-Origin", "*")
         self.end_headers()
@@ -50,8 +51,26 @@ def cdn_mirror(tmp_path_factory):
     """A local HTTPS server for the CDN's host, with a throwaway self-signed certificate: its port."""
     folder = tmp_path_factory.mktemp("cdn")
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={CDN}",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={CDN}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _MirrorHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -69,20 +88,40 @@ def results():
 
 
 @pytest.mark.parametrize("page_path", PAGES)
-def test_lighthouse_accessibility(server, cdn_mirror, results, tmp_path, page_path):  # noqa: F811
+def test_lighthouse_accessibility(server, cdn_mirror, results, tmp_path, page_path):
     if not LIGHTHOUSE.exists():
-        pytest.fail("tests/browser/node_modules has no lighthouse: `make test` runs `npm ci` there")
-    flags = [*FLAGS, f"--host-resolver-rules=MAP {CDN} 127.0.0.1:{cdn_mirror}", "--ignore-certificate-errors"]
+        pytest.fail(
+            "tests/browser/node_modules has no lighthouse: `make test` runs `npm ci` there"
+        )
+    flags = [
+        *FLAGS,
+        f"--host-resolver-rules=MAP {CDN} 127.0.0.1:{cdn_mirror}",
+        "--ignore-certificate-errors",
+    ]
     report = tmp_path / "report.json"
-    run = subprocess.run([str(LIGHTHOUSE), f"{server}/{page_path}", "--preset=desktop", "--quiet",
-                          "--only-categories=accessibility,performance", "--output=json",
-                          f"--output-path={report}", f"--chrome-flags={' '.join(flags)}"],
-                         env={**os.environ, "CHROME_PATH": CHROMIUM}, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(LIGHTHOUSE),
+            f"{server}/{page_path}",
+            "--preset=desktop",
+            "--quiet",
+            "--only-categories=accessibility,performance",
+            "--output=json",
+            f"--output-path={report}",
+            f"--chrome-flags={' '.join(flags)}",
+        ],
+        env={**os.environ, "CHROME_PATH": CHROMIUM},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0 and report.exists(), run.stderr[-2000:]
     data = json.loads(report.read_text())
     scores = {name: cat["score"] for name, cat in data["categories"].items()}
     results[page_path] = scores
-    failing = [f"{a['id']}: {data['audits'][a['id']]['title']}"
-               for a in data["categories"]["accessibility"]["auditRefs"]
-               if a["weight"] and (data["audits"][a["id"]]["score"] or 0) < 1]
+    failing = [
+        f"{a['id']}: {data['audits'][a['id']]['title']}"
+        for a in data["categories"]["accessibility"]["auditRefs"]
+        if a["weight"] and (data["audits"][a["id"]]["score"] or 0) < 1
+    ]
     assert scores["accessibility"] >= MIN_ACCESSIBILITY, (scores, failing)

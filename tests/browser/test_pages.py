@@ -26,21 +26,39 @@ ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 NODE = Path(__file__).resolve().parent / "node_modules"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CDN = "cdn.jsdelivr.net"
-PAGES = sorted(str(p.relative_to(HTML)) for p in HTML.rglob("*.html")
-               if not {"_static", "_sources", "_images"} & set(p.relative_to(HTML).parts))
+PAGES = sorted(
+    str(p.relative_to(HTML))
+    for p in HTML.rglob("*.html")
+    if not {"_static", "_sources", "_images"} & set(p.relative_to(HTML).parts)
+)
 SLIDER_MODELS = {"SelectionSliderModel", "IntSliderModel", "FloatSliderModel"}
 
 
 def _widget_state(page: str) -> dict:
     text = (HTML / page).read_text()
-    m = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', text, re.S)
+    m = re.search(
+        r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>',
+        text,
+        re.DOTALL,
+    )
     return json.loads(m.group(1))["state"] if m else {}
 
 
-SLIDER_PAGES = [p for p in PAGES if any(m["model_name"] in SLIDER_MODELS for m in _widget_state(p).values())]
+SLIDER_PAGES = [
+    p
+    for p in PAGES
+    if any(m["model_name"] in SLIDER_MODELS for m in _widget_state(p).values())
+]
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +83,13 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no browser at {CHROMIUM}: `make test` installs Debian's chromium (or set CHROMIUM)")
+        pytest.fail(
+            f"no browser at {CHROMIUM}: `make test` installs Debian's chromium (or set CHROMIUM)"
+        )
     if not NODE.is_dir():
-        pytest.fail("tests/browser/node_modules is missing: `make test` runs `npm ci` there")
+        pytest.fail(
+            "tests/browser/node_modules is missing: `make test` runs `npm ci` there"
+        )
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
@@ -88,7 +110,9 @@ def local_copy(url: str) -> Path | None:
         return None
     installed = json.loads(meta.read_text())["version"]
     if not (installed == version or installed.startswith(version + ".")):
-        pytest.fail(f"{url} asks for {name}@{version}, but tests/browser/package.json installs {installed}")
+        pytest.fail(
+            f"{url} asks for {name}@{version}, but tests/browser/package.json installs {installed}"
+        )
     path = NODE / name / rest
     return path if path.is_file() else None
 
@@ -99,10 +123,25 @@ class PageLog:
     def __init__(self, page):
         self.errors: list[str] = []
         self.unanswered: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.errors.append(f"console: {m.text}") if m.type == "error" else None
+            ),
+        )
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        page.on("requestfailed", lambda r: self.errors.append(f"failed: {r.url} ({r.failure})"))
-        page.on("response", lambda r: self.errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        page.on(
+            "requestfailed",
+            lambda r: self.errors.append(f"failed: {r.url} ({r.failure})"),
+        )
+        page.on(
+            "response",
+            lambda r: (
+                self.errors.append(f"HTTP {r.status}: {r.url}")
+                if r.status >= 400
+                else None
+            ),
+        )
         page.route("**/*", self._route)
 
     def _route(self, route):
@@ -115,7 +154,9 @@ class PageLog:
             self.unanswered.append(url)
             return route.abort()
         # The page asks for these with crossorigin="anonymous": answer as the CDN does.
-        return route.fulfill(path=str(path), headers={"Access-Control-Allow-Origin": "*"})
+        return route.fulfill(
+            path=str(path), headers={"Access-Control-Allow-Origin": "*"}
+        )
 
 
 def open_page(browser, server, page_path: str, width: int = 1280):
@@ -130,7 +171,11 @@ def open_page(browser, server, page_path: str, width: int = 1280):
 
 
 def test_the_book_has_pages():
-    assert "intro.html" in PAGES and "chapters/01_overview.html" in PAGES and len(PAGES) >= 9
+    assert (
+        "intro.html" in PAGES
+        and "chapters/01_overview.html" in PAGES
+        and len(PAGES) >= 9
+    )
 
 
 @pytest.mark.parametrize("page_path", PAGES)
@@ -152,24 +197,48 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
     handles = page.locator(".widget-slider .noUi-handle")
     assert handles.count() == len(sliders), "each slider widget renders exactly once"
     for i in range(handles.count()):
-        box = page.locator(".widget-slider").nth(i).locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
+        box = (
+            page.locator(".widget-slider")
+            .nth(i)
+            .locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
+        )
         readout = page.locator(".widget-slider").nth(i).locator(".widget-readout")
         # The slider's model, found by its label (the order of models in the saved state need not be
         # the order of the sliders on the page).
-        label = page.locator(".widget-slider").nth(i).locator(".widget-label").inner_text().strip()
+        label = (
+            page.locator(".widget-slider")
+            .nth(i)
+            .locator(".widget-label")
+            .inner_text()
+            .strip()
+        )
         model = [m for m in sliders if m["state"].get("description") == label]
         assert len(model) == 1, f"one slider model labelled {label!r}"
         options = model[0]["state"].get("_options_labels")
         seen = []
         for step in range(len(options) if options else 3):
             value = readout.inner_text().strip()
-            visible = [c.inner_text() for c in box.locator(".aebook-caption").all() if c.is_visible()]
+            visible = [
+                c.inner_text()
+                for c in box.locator(".aebook-caption").all()
+                if c.is_visible()
+            ]
             assert len(visible) == 1, f"one panel is shown at a time, found {visible}"
             # The caption of the shown panel names the slider's value ("k = 8: ..."), and that of every
             # other slider in the same box: two linked sliders show the panel of both their values.
-            for v in [value] + [r.inner_text().strip() for r in box.locator(".widget-slider .widget-readout").all()]:
-                assert re.search(rf"= {re.escape(v)}(?![\w.])", visible[0]), (v, visible[0])
-            images = tuple(im.get_attribute("src") for im in box.locator("img").all() if im.is_visible())
+            for v in [value] + [
+                r.inner_text().strip()
+                for r in box.locator(".widget-slider .widget-readout").all()
+            ]:
+                assert re.search(rf"= {re.escape(v)}(?![\w.])", visible[0]), (
+                    v,
+                    visible[0],
+                )
+            images = tuple(
+                im.get_attribute("src")
+                for im in box.locator("img").all()
+                if im.is_visible()
+            )
             assert len(images) == 1, "the shown panel has one image"
             seen.append((value, visible[0], images))
             handles.nth(i).focus()
@@ -179,11 +248,22 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
         for button in box.locator(".widget-toggle-buttons button").all():
             button.click()
             page.wait_for_timeout(100)
-            visible = [c.inner_text() for c in box.locator(".aebook-caption").all() if c.is_visible()]
-            assert len(visible) == 1 and button.inner_text().strip().lower() in visible[0].lower(), visible
+            visible = [
+                c.inner_text()
+                for c in box.locator(".aebook-caption").all()
+                if c.is_visible()
+            ]
+            assert (
+                len(visible) == 1
+                and button.inner_text().strip().lower() in visible[0].lower()
+            ), visible
         values = [v for v, _, _ in seen]
-        assert values == (options or values), "the keyboard moves the slider through its values in order"
-        assert len({s for _, _, s in seen}) == len(seen), "every position shows a different image"
+        assert values == (options or values), (
+            "the keyboard moves the slider through its values in order"
+        )
+        assert len({s for _, _, s in seen}) == len(seen), (
+            "every position shows a different image"
+        )
     page.close()
     assert log.errors == [] and log.unanswered == [], (log.errors, log.unanswered)
 
@@ -194,7 +274,9 @@ def test_widget_scripts_match_their_local_copies():
     scripts = config["sphinx"]["config"]["nb_ipywidgets_js"]
     # html-manager 1.x is the one that speaks ipywidgets 8's protocol (myst-nb's default is an old 1.0.6).
     manager = [url for url in scripts if "/@jupyter-widgets/html-manager@" in url]
-    assert len(manager) == 1 and re.search(r"html-manager@1\.0\.(1[0-9]|[7-9])/", manager[0]), manager
+    assert len(manager) == 1 and re.search(
+        r"html-manager@1\.0\.(1[0-9]|[7-9])/", manager[0]
+    ), manager
     for url, attrs in scripts.items():
         path = local_copy(url)
         assert path is not None, f"no local copy of {url}"
@@ -211,7 +293,9 @@ def test_widget_javascript_is_added_once_per_page():
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_page_size(page_path):
-    assert (HTML / page_path).stat().st_size < 5_000_000, "each chapter page stays under 5 MB"
+    assert (HTML / page_path).stat().st_size < 5_000_000, (
+        "each chapter page stays under 5 MB"
+    )
 
 
 CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
@@ -226,15 +310,21 @@ def test_code_fits_the_column(browser, server, page_path):
         .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
         .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
     page.close()
-    assert wide == [], f"{len(wide)} code inputs scroll sideways; their longest lines: {wide[:5]}"
+    assert wide == [], (
+        f"{len(wide)} code inputs scroll sideways; their longest lines: {wide[:5]}"
+    )
 
 
 @pytest.mark.parametrize("page_path", CHAPTERS)
 def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, page_path):
     page, _ = open_page(browser, server, page_path)
     first = page.locator(".cell").first
-    assert "tag_hide-input" in (first.get_attribute("class") or ""), "the setup cell is tagged hide-input"
-    assert first.locator(".cell_input pre").first.is_visible() is False, "its code is folded on the page"
+    assert "tag_hide-input" in (first.get_attribute("class") or ""), (
+        "the setup cell is tagged hide-input"
+    )
+    assert first.locator(".cell_input pre").first.is_visible() is False, (
+        "its code is folded on the page"
+    )
     # Above the setup cell there is the chapter's title and its motivation, in prose.
     prose = page.evaluate("""(() => {
         const cell = document.querySelector('.cell');
@@ -261,11 +351,14 @@ def test_figures_stay_readable_in_dark_mode(browser, server, page_path):
     # In the theme's dark mode a transparent figure would show its black text on a dark page: every
     # figure must be opaque (its corners drawn, not see-through), so it keeps its own light background.
     page, _ = open_page(browser, server, page_path)
-    page.evaluate("document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'")
+    page.evaluate(
+        "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
+    )
     page.wait_for_timeout(200)
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") not in ("rgb(255, 255, 255)",
-                                                                                "rgba(0, 0, 0, 0)"), \
-        "the page switched to dark mode"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") not in (
+        "rgb(255, 255, 255)",
+        "rgba(0, 0, 0, 0)",
+    ), "the page switched to dark mode"
     see_through = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
         .filter(img => img.complete && img.naturalWidth > 0)
         .filter(img => {
@@ -277,4 +370,6 @@ def test_figures_stay_readable_in_dark_mode(browser, server, page_path):
             return corners.some(([x, y]) => g.getImageData(x, y, 1, 1).data[3] < 255);
         }).map(img => (img.getAttribute('alt') || img.src).slice(0, 80))""")
     page.close()
-    assert see_through == [], f"transparent figures, unreadable in dark mode: {see_through}"
+    assert see_through == [], (
+        f"transparent figures, unreadable in dark mode: {see_through}"
+    )
