@@ -7,28 +7,45 @@ PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
+# Exact versions from a green run: CI installs these, so a new release upstream cannot turn
+# main red. `make test LOCK=` installs the newest releases the ranges allow instead (the
+# weekly drift workflow); `make lock` rewrites the file from the current environment.
+LOCK     ?= requirements-lock.txt
+LINTED   := src tests benchmarks scripts _ext chapters
 CHROMIUM ?= /usr/bin/chromium
 NODE_DEPS := tests/browser/node_modules/.package-lock.json
 FASHION  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CHROMIUM
 
-.PHONY: help book book-build test notebooks unit nbval fashion browser clean bench figures
+.PHONY: help book book-build test notebooks unit nbval fashion browser clean bench figures lint lock
 
 help:
 	@echo "make book   run every chapter on clothes (fashion5k), then build the HTML book into _build/html"
 	@echo "            (it executes every chapter on the default digits, and builds the claims page from both runs)"
 	@echo "make test   unit tests, every notebook under nbval on digits and on clothes (both at once), the book with -W,"
 	@echo "            then a browser over it"
+	@echo "make lint   actionlint over the workflows; ruff format --check and ruff check over the code and notebooks"
 	@echo "make bench  notebook times and memory, data-load and fit-loop timings"
 	@echo "make clean  drop the build output and the model cache"
 
 # Reinstall when the requirements change; the stamp records a finished install.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt $(if $(LOCK),-c $(LOCK))
 	touch $(STAMP)
+
+lock: $(STAMP)
+	@echo "# Exact versions of a green run (make lock); make installs requirements.txt under them." > $(LOCK)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^#' >> $(LOCK)
+
+# The workflows (actionlint) and one code style (ruff, line length 88) for the package,
+# the tests and the notebooks alike.
+lint: $(STAMP)
+	$(BIN)/actionlint .github/workflows/*.yml
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/ruff check $(LINTED)
 
 # A clean, complete build: no page left over from an older build, none skipped as unchanged.
 # The chapters execute on the default data, where every claim is enforced; the claims page
@@ -77,7 +94,7 @@ browser: $(STAMP) $(CHROMIUM) $(NODE_DEPS)
 notebooks: $(STAMP) $(FASHION)
 	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory -j2 -O nbval fashion
 
-test: unit
+test: lint unit
 	$(MAKE) --no-print-directory notebooks
 	$(MAKE) --no-print-directory book-build browser
 
