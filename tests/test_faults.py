@@ -583,7 +583,7 @@ def test_kl_sparsity_needs_a_code_in_0_1(tiny):
 
 
 def test_unroll_refuses_a_stack_it_cannot_compose_exactly():
-    from aebook.training import layer_autoencoder, unroll
+    from aebook.pretraining import layer_autoencoder, unroll
 
     ok = [
         layer_autoencoder(784, 16, True, False),

@@ -2,18 +2,16 @@ import pytest
 import torch
 
 from aebook.models import Autoencoder
+from aebook.pretraining import greedy_pretrain, layer_autoencoder, unroll
 from aebook.training import (
     History,
     encode,
     evaluate,
     fit,
-    greedy_pretrain,
-    layer_autoencoder,
     reconstruct,
     reconstruction_loss,
     resolve_device,
     set_seed,
-    unroll,
 )
 
 
@@ -185,7 +183,7 @@ def test_cosine_schedule_anneals_to_zero(tiny, monkeypatch):
 
 def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
     stack, histories = greedy_pretrain(
-        [784, 64, 32, 8], tiny, epochs=3, batch_size=50, progress=False
+        [784, 64, 32, 8], tiny, epochs=3, batch_size=50, progress=False, cache=False
     )
     assert [(m.input_size, m.code_size) for m in stack] == [
         (784, 64),
@@ -200,7 +198,7 @@ def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
 
 def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
     stack, _ = greedy_pretrain(
-        [784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False
+        [784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False, cache=False
     )
     deep = unroll(stack)
     assert deep.config.sizes == (784, 64, 32, 8)
@@ -217,7 +215,7 @@ def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
 
 def test_fine_tuning_the_unrolled_model_improves_it(tiny):
     stack, _ = greedy_pretrain(
-        [784, 64, 8], tiny, epochs=5, batch_size=50, progress=False
+        [784, 64, 8], tiny, epochs=5, batch_size=50, progress=False, cache=False
     )
     deep = unroll(stack)
     before = evaluate(deep, tiny)
@@ -227,10 +225,10 @@ def test_fine_tuning_the_unrolled_model_improves_it(tiny):
 
 def test_greedy_pretrain_is_reproducible(tiny):
     a, _ = greedy_pretrain(
-        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False
+        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False, cache=False
     )
     b, _ = greedy_pretrain(
-        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False
+        [784, 16, 4], tiny, epochs=2, batch_size=50, seed=3, progress=False, cache=False
     )
     assert all(
         torch.equal(p, q)
@@ -240,7 +238,6 @@ def test_greedy_pretrain_is_reproducible(tiny):
 
 def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
     import aebook.cache
-    from aebook.cache import train_or_load
 
     greedy_pretrain(
         [784, 16, 4],
@@ -248,7 +245,6 @@ def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
         epochs=2,
         batch_size=50,
         progress=False,
-        train_or_load=train_or_load,
         cache_name="t",
     )
     assert len(list((aebook.cache.cache_dir() / "models").glob("t-layer*.pt"))) == 2
@@ -261,7 +257,6 @@ def test_greedy_pretrain_caches_each_layer(tiny, monkeypatch):
         epochs=2,
         batch_size=50,
         progress=False,
-        train_or_load=train_or_load,
         cache_name="t",
     )
     assert len(stack) == 2

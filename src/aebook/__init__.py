@@ -1,13 +1,14 @@
 """aebook: the shared package of the hands-on autoencoders book.
 
 Modules, one job each: `data` (datasets as tensors, corruptions), `models` (the
-autoencoders, convolutional and variational ones included), `superposition` (the toy
-model of superposition), `sae` (sparse autoencoders on a network's activations),
-`penalties` (the regularizers), `training` (`fit` and its hooks, greedy
-pretraining), `cache` (`train_or_load`), `paths` (where the cache is, atomic
-writes), `claims` (findings checked in cells), `metrics` (errors, baselines,
-probes, a sparse dictionary's scores), `retrieval` (search and hashing),
-`plotting` (figures), `widgets` (sliders) and `notebook` (show_source, glue).
+autoencoders, convolutional and variational ones included), `superposition` (the
+toy model of superposition), `sae` (sparse autoencoders on a network's
+activations), `penalties` (the regularizers), `training` (`fit` and its hooks),
+`cache` (`train_or_load`), `pretraining` (greedy layer-wise, cached), `paths`
+(where the cache is, atomic writes), `claims` (findings checked in cells),
+`metrics` (errors, baselines, probes, a sparse dictionary's scores), `retrieval`
+(search and hashing), `plotting` (figures), `widgets` (sliders) and `notebook`
+(show_source, glue).
 Importing the package trains, downloads and restyles nothing.
 """
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import copy
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +43,28 @@ def _act(name: str) -> list[nn.Module]:
     return [] if name == "identity" else [ACTIVATIONS[name]()]
 
 
+def _pair(sizes: object, what: str, small_ok: bool = True) -> tuple[int, int]:
+    """``sizes`` as two whole numbers >= 1, or a ValueError that says ``what`` they are
+    (with ``small_ok=False`` the second may not exceed the first)."""
+    pair = tuple(_whole(s, "size") for s in sizes)  # type: ignore[attr-defined]
+    if len(pair) != 2 or min(pair) < 1 or (not small_ok and pair[1] > pair[0]):
+        raise ValueError(f"sizes must be {what}, got {sizes!r}")
+    return pair  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
-class AEConfig:
+class Spec:
+    """The plain spec a model is built from (and cached under): a frozen dataclass whose
+    ``to_dict`` is plain JSON (tuples as lists), the form cache keys and checkpoints store."""
+
+    def to_dict(self) -> dict:
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+        }
+
+
+@dataclass(frozen=True)
+class AEConfig(Spec):
     """The plain spec an `Autoencoder` is built from (and cached under)."""
 
     # encoder widths, input first and code last, e.g. (784, 256, 32); the decoder mirrors it
@@ -84,9 +105,6 @@ class AEConfig:
                 f"code_noise is a standard deviation and must be a number >= 0, got {self.code_noise!r}"
             )
         object.__setattr__(self, "code_noise", float(self.code_noise))
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "sizes": list(self.sizes)}
 
 
 def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
@@ -138,6 +156,21 @@ class FlatAutoencoder(nn.Module):
 
     encoder: nn.Module
     decoder: nn.Module
+    config: Any
+    config_type: ClassVar[type[Spec]]  # the spec class `from_config` builds from a dict
+
+    @classmethod
+    def from_config(cls, config: Spec | dict) -> Any:
+        """A new model, with fresh weights, from its spec or the spec's ``to_dict()``."""
+        spec = (
+            config if isinstance(config, cls.config_type) else cls.config_type(**config)
+        )
+        return cls._build(spec)
+
+    @classmethod
+    def _build(cls, spec: Any) -> Any:
+        """The model for ``spec``; by default the spec's fields are the constructor's arguments."""
+        return cls(**{f.name: getattr(spec, f.name) for f in fields(spec)})
 
     @property
     def input_size(self) -> int:
@@ -147,21 +180,29 @@ class FlatAutoencoder(nn.Module):
     def code_size(self) -> int:
         return self.config.sizes[-1]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, k)."""
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ValueError that says what to do unless x is (B, D)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(
                 f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
                 + shape_hint(tuple(x.shape), self.input_size)
             )
-        return self.encoder(x)
 
-    def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, k) -> (B, D)."""
+    def check_code(self, h: torch.Tensor) -> None:
+        """Raise a ValueError unless h is (B, k)."""
         if h.ndim != 2 or h.shape[1] != self.code_size:
             raise ValueError(
                 f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}"
             )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, k)."""
+        self.check_input(x)
+        return self.encoder(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, k) -> (B, D)."""
+        self.check_code(h)
         return self.decoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,6 +237,8 @@ class Autoencoder(FlatAutoencoder):
     ``code_noise > 0`` adds Gaussian noise of that std before the code activation while training.
     """
 
+    config_type = AEConfig
+
     def __init__(
         self,
         sizes: tuple[int, ...] | list[int],
@@ -222,11 +265,6 @@ class Autoencoder(FlatAutoencoder):
             for i, m in enumerate(self.decoder):
                 if isinstance(m, nn.Linear):
                     self.decoder[i] = TransposedLinear(linears.pop(0))
-
-    @classmethod
-    def from_config(cls, config: AEConfig | dict) -> Autoencoder:
-        c = config if isinstance(config, AEConfig) else AEConfig(**config)
-        return cls(c.sizes, c.hidden, c.code, c.out, c.tied, c.code_noise)
 
     def extra_repr(self) -> str:
         c = self.config
@@ -257,7 +295,7 @@ UPSAMPLING = ("transpose", "resize")
 
 
 @dataclass(frozen=True)
-class ConvConfig:
+class ConvConfig(Spec):
     """The plain spec a `ConvAutoencoder` is built from (and cached under)."""
 
     # channels of each stride-2 3x3 convolution: 28x28 -> 14x14 -> 7x7
@@ -323,9 +361,6 @@ class ConvConfig:
             sides.append((sides[-1] + 1) // 2)
         return sides
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "channels": list(self.channels)}
-
 
 class ConvAutoencoder(FlatAutoencoder):
     """x (N, side^2) -> stride-2 convolutions -> h (N, k) -> the mirror image -> r (N, side^2).
@@ -335,6 +370,8 @@ class ConvAutoencoder(FlatAutoencoder):
     with each 3x3 stride-2 convolution; the decoder doubles it back, with transposed convolutions
     or with nearest-neighbour resizing followed by a 3x3 convolution (Odena et al., 2016).
     """
+
+    config_type = ConvConfig
 
     def __init__(
         self,
@@ -397,13 +434,6 @@ class ConvAutoencoder(FlatAutoencoder):
         dec.append(nn.Flatten())
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
-    @classmethod
-    def from_config(cls, config: ConvConfig | dict) -> ConvAutoencoder:
-        c = config if isinstance(config, ConvConfig) else ConvConfig(**config)
-        return cls(
-            c.channels, c.code, c.upsample, c.side, c.hidden, c.out, c.map_channels
-        )
-
     @property
     def input_size(self) -> int:
         return self.config.side**2
@@ -431,7 +461,7 @@ class ConvAutoencoder(FlatAutoencoder):
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(Spec):
     """The plain spec a `VAE` is built from (and cached under)."""
 
     # input first, latent size k last, e.g. (784, 256, 2); the decoder mirrors it
@@ -444,9 +474,6 @@ class VAEConfig:
         AEConfig(self.sizes, self.hidden, "identity", self.out)
         object.__setattr__(self, "sizes", tuple(int(s) for s in self.sizes))
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "sizes": list(self.sizes)}
-
 
 class VAE(FlatAutoencoder):
     """A variational autoencoder (Kingma & Welling, 2014): q(h | x) = N(mu(x), diag(exp(logvar(x)))),
@@ -456,6 +483,8 @@ class VAE(FlatAutoencoder):
     mu in eval mode, so `fit` trains it like any autoencoder; the KL term comes in as a penalty
     (`aebook.penalties.GaussianKL`), which reads q(h | x) from ``posterior``.
     """
+
+    config_type = VAEConfig
 
     def __init__(
         self,
@@ -470,11 +499,6 @@ class VAE(FlatAutoencoder):
         # (B, 2k): mu, logvar
         self.encoder = nn.Sequential(*body, nn.Linear(c.sizes[-2], 2 * c.sizes[-1]))
         self.decoder = mlp(c.sizes[::-1], hidden, out)
-
-    @classmethod
-    def from_config(cls, config: VAEConfig | dict) -> VAE:
-        c = config if isinstance(config, VAEConfig) else VAEConfig(**config)
-        return cls(c.sizes, c.hidden, c.out)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) -> mu (B, k), logvar (B, k) of q(h | x)."""

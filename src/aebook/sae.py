@@ -4,17 +4,17 @@ and the auxiliary loss that revives dead TopK latents. `fit` trains it like any 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import FlatAutoencoder, _whole
+from .models import FlatAutoencoder, Spec, _pair, _whole
 
 
 @dataclass(frozen=True)
-class SAEConfig:
+class SAEConfig(Spec):
     """The plain spec a `SparseAutoencoder` is built from (and cached under)."""
 
     # (d, width): the activations' width and the number of latents (the dictionary's size)
@@ -23,9 +23,7 @@ class SAEConfig:
     k: int | None = None
 
     def __post_init__(self) -> None:
-        sizes = tuple(_whole(s, "size") for s in self.sizes)
-        if len(sizes) != 2 or min(sizes) < 1:
-            raise ValueError(f"sizes must be (d, width), both >= 1, got {self.sizes!r}")
+        sizes = _pair(self.sizes, "(d, width), both >= 1")
         object.__setattr__(self, "sizes", sizes)
         if self.k is not None:
             object.__setattr__(self, "k", _whole(self.k, "k"))
@@ -33,9 +31,6 @@ class SAEConfig:
                 raise ValueError(
                     f"k must lie between 1 and the width {sizes[1]}, got {self.k}"
                 )
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "sizes": list(self.sizes)}
 
 
 class SparseAutoencoder(FlatAutoencoder):
@@ -60,17 +55,19 @@ class SparseAutoencoder(FlatAutoencoder):
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.register_buffer("since_fired", torch.zeros(width))
 
+    config_type = SAEConfig
+
     @classmethod
-    def from_config(cls, config: SAEConfig | dict) -> SparseAutoencoder:
-        c = config if isinstance(config, SAEConfig) else SAEConfig(**config)
-        return cls(*c.sizes, k=c.k)
+    def _build(cls, spec: SAEConfig) -> SparseAutoencoder:
+        return cls(*spec.sizes, k=spec.k)
 
     def center(self, x: torch.Tensor) -> SparseAutoencoder:
-        """Start the decoder bias at the mean of activations x (N, d), as Gao et al. and Bricken et al. do. Returns self."""
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(
-                f"expected activations of shape (N, {self.input_size}), got {tuple(x.shape)}"
-            )
+        """Start the decoder bias at the mean of activations x (N, d). Returns self.
+
+        Gao et al. and Bricken et al. start it at the geometric median instead, which is
+        less pulled by outliers; on a small, clean set of activations the mean is close
+        and needs no iterative solver."""
+        self.check_input(x)
         with torch.no_grad():
             self.b_dec.copy_(x.float().mean(dim=0))
         return self
@@ -109,10 +106,7 @@ class SparseAutoencoder(FlatAutoencoder):
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         """(B, d) -> (B, width), before the ReLU or TopK."""
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(
-                f"expected activations of shape (batch, {self.input_size}), got {tuple(x.shape)}"
-            )
+        self.check_input(x)
         return (x - self.b_dec) @ self.W_enc.T + self.b_enc
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,10 +127,7 @@ class SparseAutoencoder(FlatAutoencoder):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """(B, width) -> (B, d)."""
-        if h.ndim != 2 or h.shape[1] != self.code_size:
-            raise ValueError(
-                f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}"
-            )
+        self.check_code(h)
         return h @ self.dictionary.T + self.b_dec
 
     def extra_repr(self) -> str:

@@ -4,30 +4,23 @@ the data it is trained on, and the numbers that say which features it kept and h
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .models import FlatAutoencoder, TransposedLinear, _whole
+from .models import FlatAutoencoder, Spec, TransposedLinear, _pair, _whole
 
 
 @dataclass(frozen=True)
-class ToyConfig:
+class ToyConfig(Spec):
     """The plain spec a `ToyModel` is built from (and cached under)."""
 
     sizes: tuple[int, int]  # (n, m): n features in, m hidden dimensions
 
     def __post_init__(self) -> None:
-        sizes = tuple(_whole(s, "size") for s in self.sizes)
-        if len(sizes) != 2 or not 1 <= sizes[1] <= sizes[0]:
-            raise ValueError(
-                f"sizes must be (n features, m dimensions) with 1 <= m <= n, got {self.sizes!r}"
-            )
-        object.__setattr__(self, "sizes", sizes)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "sizes": list(self.sizes)}
+        what = "(n features, m dimensions) with 1 <= m <= n"
+        object.__setattr__(self, "sizes", _pair(self.sizes, what, small_ok=False))
 
 
 class ToyModel(FlatAutoencoder):
@@ -49,10 +42,11 @@ class ToyModel(FlatAutoencoder):
             self.encoder.weight.copy_(weight)
         self.decoder = nn.Sequential(TransposedLinear(self.encoder), nn.ReLU())
 
+    config_type = ToyConfig
+
     @classmethod
-    def from_config(cls, config: ToyConfig | dict) -> ToyModel:
-        c = config if isinstance(config, ToyConfig) else ToyConfig(**config)
-        return cls(*c.sizes)
+    def _build(cls, spec: ToyConfig) -> ToyModel:
+        return cls(*spec.sizes)
 
     @property
     def W(self) -> torch.Tensor:

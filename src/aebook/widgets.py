@@ -118,6 +118,16 @@ def panel_slider(
     return widgets.VBox([slider, _switcher(panels, slider)])
 
 
+def _nested(
+    rows: Sequence[Sequence[widgets.Widget]],
+    inner: widgets.Widget,
+    outer: widgets.Widget,
+) -> widgets.Widget:
+    """A switcher of switchers: ``inner`` picks the panel within each row, ``outer`` the row.
+    Both links live in the browser, so the static page needs no kernel."""
+    return _switcher([_switcher(row, inner) for row in rows], outer)
+
+
 def panel_slider_grid(
     panels: Mapping[str, Sequence[widgets.Widget]],
     labels: Sequence[str],
@@ -138,8 +148,9 @@ def panel_slider_grid(
         description=choice_description,
         style={"description_width": "initial"},
     )
-    per_choice = [_switcher(p, slider) for p in panels.values()]
-    return widgets.VBox([choice, slider, _switcher(per_choice, choice)])
+    return widgets.VBox(
+        [choice, slider, _nested(list(panels.values()), slider, choice)]
+    )
 
 
 def panel_slider_2d(
@@ -151,8 +162,7 @@ def panel_slider_2d(
 ) -> widgets.VBox:
     """Two sliders, x over ``x_labels`` and y over ``y_labels``: (x_labels[i], y_labels[j]) shows ``panels[j][i]``.
 
-    The x slider drives one switcher per row; the y slider picks which row's switcher is shown,
-    so both are linked in the browser and the static page needs no kernel.
+    The x slider drives one switcher per row; the y slider picks which row's switcher is shown.
     """
     if len(panels) != len(y_labels) or not y_labels:
         raise ValueError(
@@ -162,4 +172,4 @@ def panel_slider_2d(
     for row in panels:
         _check(row, x_labels)
     x, y = _slider(x_labels, x_description), _slider(y_labels, y_description)
-    return widgets.VBox([x, y, _switcher([_switcher(row, x) for row in panels], y)])
+    return widgets.VBox([x, y, _nested(panels, x, y)])
