@@ -18,7 +18,16 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_pages import CDN, CHROMIUM, FLAGS, HTML, NODE, PAGES, local_copy
+from test_pages import (  # noqa: F401 (server is a fixture, used by name)
+    CDN,
+    CHROMIUM,
+    FLAGS,
+    HTML,
+    NODE,
+    PAGES,
+    local_copy,
+    server,
+)
 
 LIGHTHOUSE = NODE / ".bin" / "lighthouse"
 RESULTS = HTML.parent / "lighthouse.json"
@@ -88,7 +97,7 @@ def results():
 
 
 @pytest.mark.parametrize("page_path", PAGES)
-def test_lighthouse_accessibility(server, cdn_mirror, results, tmp_path, page_path):
+def test_lighthouse_accessibility(server, cdn_mirror, results, tmp_path, page_path):  # noqa: F811
     if not LIGHTHOUSE.exists():
         pytest.fail(
             "tests/browser/node_modules has no lighthouse: `make test` runs `npm ci` there"
