@@ -94,6 +94,55 @@ SLOW_COMPARISONS = {
 }
 
 
+# Each chapter's cold time (seconds, empty cache, digits, alone on the machine), as the last
+# bench measured it; each chapter's first lines state it (tests/test_book.py checks they agree).
+COLD_RECORD = ROOT / "benchmarks" / "cold.json"
+COST_MARK = "*Run time:"
+
+
+def cost_phrase(seconds: float) -> str:
+    """A cold time as a reader wants it: 'about 40 s' under 90 s, else 'about 4.5 min'."""
+    if seconds < 90:
+        return f"about {max(10, round(seconds / 10) * 10)} s"
+    return f"about {round(seconds / 30) / 2:g} min"
+
+
+def cost_line(seconds: float, machine: str) -> str:
+    """The line under a chapter's title that says what a cold run costs."""
+    line = (
+        f"{COST_MARK} {cost_phrase(seconds)} from a cold start (nothing cached) on {machine}, "
+        "as `make bench` measured it."
+    )
+    if seconds >= 90:
+        line += (
+            " Nearly all of it is training; a GPU runtime should shorten it (not measured "
+            "here: the book's own runs are CPU-only)."
+        )
+    return line + "*"
+
+
+def record_cold(cold: dict[str, float], machine: str = "a 2-core CPU") -> None:
+    """Keep ``cold`` (chapter -> seconds) in COLD_RECORD and write each chapter's cost line."""
+    import json
+
+    import nbformat
+
+    record = json.loads(COLD_RECORD.read_text()) if COLD_RECORD.exists() else {}
+    record.update({name: round(seconds, 1) for name, seconds in cold.items()})
+    COLD_RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
+    for name, seconds in cold.items():
+        path = ROOT / "chapters" / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        title, *rest = nb.cells[0].source.split("\n")
+        rest = [line for line in rest if not line.startswith(COST_MARK)]
+        while rest and not rest[0].strip():
+            rest.pop(0)
+        nb.cells[0].source = "\n".join(
+            [title, "", cost_line(seconds, machine), "", *rest]
+        )
+        nbformat.write(nb, path)
+
+
 class NotebookFailed(RuntimeError):
     """A benchmarked notebook raised (a claim, a cell timeout on a shared machine): its chapter gets no row."""
 
@@ -141,7 +190,8 @@ def slow_cached_run(path: Path, warm_cache: str) -> float | None:
 def bench_notebooks(
     clothes_too: bool = True,
     only: list[str] | None = None,
-) -> list[tuple[str, float, float | None, float, float, float | None]]:
+    cold_only: bool = False,
+) -> list[tuple[str, float, float | None, float | None, float, float | None]]:
     paths = sorted((ROOT / "chapters").glob("*.ipynb"))
     unknown = set(only or ()) - {p.stem for p in paths}
     if unknown:
@@ -154,10 +204,10 @@ def bench_notebooks(
         try:
             with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
                 cold, mem = notebook_run(path, cache)
-                slow_cached = slow_cached_run(path, cache)
-                warm, _ = notebook_run(path, cache)
+                slow_cached = None if cold_only else slow_cached_run(path, cache)
+                warm = None if cold_only else notebook_run(path, cache)[0]
             clothes = None
-            if clothes_too:
+            if clothes_too and not cold_only:
                 with tempfile.TemporaryDirectory(prefix="aebook-bench-") as cache:
                     clothes, _ = notebook_run(path, cache, data="fashion5k")
         except NotebookFailed as err:
@@ -169,8 +219,9 @@ def bench_notebooks(
             if slow_cached is not None
             else ""
         )
+        warm_text = "-" if warm is None else f"{warm:.1f} s"
         print(
-            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {warm:.1f} s, peak {mem:.0f} MiB; "
+            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {warm_text}, peak {mem:.0f} MiB; "
             f"cold on clothes {'-' if clothes is None else f'{clothes:.1f} s'}",
             flush=True,
         )
@@ -276,6 +327,12 @@ def main() -> None:
         help="leave out the notebooks' cold runs on clothes",
     )
     parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="each notebook once, cold, on the digits (no warm, cached or clothes runs): the figure "
+        "that benchmarks/cold.json keeps and each chapter's first lines state",
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         metavar="STEM",
@@ -317,7 +374,9 @@ def main() -> None:
             "notebooks (each in a fresh kernel; cold = empty cache, warm = second run):",
             flush=True,
         )
-        rows = bench_notebooks(clothes_too=not args.skip_clothes, only=args.only)
+        rows = bench_notebooks(
+            clothes_too=not args.skip_clothes, only=args.only, cold_only=args.cold_only
+        )
         after = speed_reference(x)
         lines += [
             f"| speed reference: one `fit` epoch of 784-256-32 (median), before / after the notebooks | "
@@ -329,14 +388,17 @@ def main() -> None:
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | {warm_s:.1f} s | "
+            f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | "
+            f"{'-' if warm_s is None else f'{warm_s:.1f} s'} | "
             f"{mem:.0f} MiB | {'-' if clothes is None else f'{clothes:.1f} s'} |"
             for name, cold, slow, warm_s, mem, clothes in rows
         ]
         clothes_total = "-" if args.skip_clothes else f"{sum(r[5] for r in rows):.0f} s"
         lines += [
-            f"| all chapters | {sum(r[1] for r in rows):.0f} s | | {sum(r[3] for r in rows):.0f} s | | {clothes_total} |"
+            f"| all chapters | {sum(r[1] for r in rows):.0f} s | | "
+            f"{'-' if args.cold_only else f'{sum(r[3] for r in rows):.0f} s'} | | {clothes_total} |"
         ]
+        record_cold({name: cold for name, cold, *_ in rows})
     report = "\n".join(lines)
     print("\n" + report)
     out = ROOT / "benchmarks" / "results"

@@ -40,7 +40,7 @@ def _src(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_toc_lists_the_six_chapters_in_order_then_the_claims_page():
+def test_toc_lists_the_chapters_in_order_then_the_claims_page():
     files = [c["file"] for part in TOC["parts"] for c in part["chapters"]]
     assert files[len(CHAPTERS) :] == ["claims", "bibliography"]
     assert "{claims-table}" in (ROOT / "claims.md").read_text()
@@ -50,6 +50,21 @@ def test_toc_lists_the_six_chapters_in_order_then_the_claims_page():
     assert [p.stem for p in NOTEBOOKS] == CHAPTERS
     for f in files:
         assert any((ROOT / f).with_suffix(s).is_file() for s in (".ipynb", ".md")), f
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_first_lines_state_the_benched_cold_time(path):
+    """The cost line under the title is the one bench.py writes from benchmarks/cold.json."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench import COLD_RECORD, cost_line
+
+    cold = json.loads(COLD_RECORD.read_text())
+    assert path.stem in cold, (
+        "no cold time: run make bench BENCH='--cold-only --only ...'"
+    )
+    title, blank, line, *_ = _src(_nb(path)["cells"][0]).split("\n")
+    assert title.startswith("# ") and not blank
+    assert line == cost_line(cold[path.stem], "a 2-core CPU")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -238,6 +238,22 @@ def test_random_shift_moves_each_image_within_its_range_and_is_seeded():
         RandomShift(-1)
 
 
+@pytest.mark.parametrize("pixels", [1, 3, 6])
+def test_random_shift_is_shift_images_with_each_images_own_offset(pixels):
+    # the one-gather version moves exactly the pixels that shift_images moves, image by image
+    from aebook.data import RandomShift, shift_images
+
+    x = torch.rand(50, 784)
+    out = RandomShift(pixels)(x, torch.Generator().manual_seed(1))
+    offsets = torch.randint(
+        -pixels, pixels + 1, (50, 2), generator=torch.Generator().manual_seed(1)
+    )
+    expected = torch.cat(
+        [shift_images(x[i : i + 1], *offsets[i].tolist()) for i in range(50)]
+    )
+    assert torch.equal(out, expected)
+
+
 def test_fit_augment_shifts_input_and_target_alike(tiny):
     # With an augmentation that maps every image to zeros, the model learns to output zeros: the
     # target moved with the input. (A corruption would have kept the clean target.)

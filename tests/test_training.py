@@ -378,3 +378,18 @@ def test_batched_concatenates_in_order_and_restores_the_mode_also_on_error():
     with pytest.raises(RuntimeError, match="boom"):
         batched(model, x, fails, 4, "cpu")
     assert model.training  # restored although fn raised
+
+
+def test_resolve_device_flushes_denormals_for_the_worker_threads_too():
+    # In a fresh process: a denormal survives a product until resolve_device, then it is
+    # zero, in the main thread and in a product large enough to run on worker threads.
+    import subprocess
+    import sys
+
+    code = (
+        "import torch; from aebook.training import resolve_device; "
+        "x = torch.full((1,), 1e-39); assert (x * 1.0).item() > 0; "
+        "resolve_device('cpu'); assert (x * 1.0).item() == 0; "
+        "big = torch.full((4_000_000,), 1e-39); assert (big * 1.0).max().item() == 0"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 
@@ -484,12 +485,16 @@ class RandomShift:
         offsets = torch.randint(
             -p, p + 1, (len(x), 2), generator=generator, device=x.device
         )
-        out = torch.empty_like(x)
-        # at most (2p + 1)^2 groups, each moved at once
-        for dy, dx in offsets.unique(dim=0).tolist():
-            rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().squeeze(1)
-            out[rows] = shift_images(x[rows], dy, dx, self.side)
-        return out
+        # One gather from the images padded with p pixels of background: output pixel
+        # (r, c) of image i is padded pixel (r - dy_i + p, c - dx_i + p). The same pixels
+        # as shift_images, image by image, in one operation instead of up to (2p + 1)^2.
+        side = self.side
+        padded = F.pad(x.reshape(-1, side, side), (p, p, p, p))
+        grid = torch.arange(side, device=x.device)
+        rows = grid - offsets[:, :1] + p  # (B, side)
+        cols = grid - offsets[:, 1:] + p  # (B, side)
+        batch = torch.arange(len(x), device=x.device)[:, None, None]
+        return padded[batch, rows[:, :, None], cols[:, None, :]].reshape(len(x), -1)
 
 
 def circle_2d(n: int, noise: float = 0.01, seed: int = 0) -> torch.Tensor:

