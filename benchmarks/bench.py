@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import nbformat
 import torch
 import torch.nn.functional as F
 
@@ -98,6 +100,12 @@ SLOW_COMPARISONS = {
 # bench measured it; each chapter's first lines state it (tests/test_book.py checks they agree).
 COLD_RECORD = ROOT / "benchmarks" / "cold.json"
 COST_MARK = "*Run time:"
+MACHINE = "a 2-core CPU"  # what the cost lines say the bench ran on
+
+
+def secs(value: float | None) -> str:
+    """A table cell: '12.3 s', or '-' for a run that was not made."""
+    return "-" if value is None else f"{value:.1f} s"
 
 
 def cost_phrase(seconds: float) -> str:
@@ -107,7 +115,7 @@ def cost_phrase(seconds: float) -> str:
     return f"about {round(seconds / 30) / 2:g} min"
 
 
-def cost_line(seconds: float, machine: str) -> str:
+def cost_line(seconds: float, machine: str = MACHINE) -> str:
     """The line under a chapter's title that says what a cold run costs."""
     line = (
         f"{COST_MARK} {cost_phrase(seconds)} from a cold start (nothing cached) on {machine}, "
@@ -121,12 +129,8 @@ def cost_line(seconds: float, machine: str) -> str:
     return line + "*"
 
 
-def record_cold(cold: dict[str, float], machine: str = "a 2-core CPU") -> None:
+def record_cold(cold: dict[str, float], machine: str = MACHINE) -> None:
     """Keep ``cold`` (chapter -> seconds) in COLD_RECORD and write each chapter's cost line."""
-    import json
-
-    import nbformat
-
     record = json.loads(COLD_RECORD.read_text()) if COLD_RECORD.exists() else {}
     record.update({name: round(seconds, 1) for name, seconds in cold.items()})
     COLD_RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
@@ -219,10 +223,9 @@ def bench_notebooks(
             if slow_cached is not None
             else ""
         )
-        warm_text = "-" if warm is None else f"{warm:.1f} s"
         print(
-            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {warm_text}, peak {mem:.0f} MiB; "
-            f"cold on clothes {'-' if clothes is None else f'{clothes:.1f} s'}",
+            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {secs(warm)}, peak {mem:.0f} MiB; "
+            f"cold on clothes {secs(clothes)}",
             flush=True,
         )
     return rows
@@ -388,9 +391,8 @@ def main() -> None:
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| `{name}` | {cold:.1f} s | {'-' if slow is None else f'{slow:.1f} s'} | "
-            f"{'-' if warm_s is None else f'{warm_s:.1f} s'} | "
-            f"{mem:.0f} MiB | {'-' if clothes is None else f'{clothes:.1f} s'} |"
+            f"| `{name}` | {cold:.1f} s | {secs(slow)} | {secs(warm_s)} | "
+            f"{mem:.0f} MiB | {secs(clothes)} |"
             for name, cold, slow, warm_s, mem, clothes in rows
         ]
         clothes_total = "-" if args.skip_clothes else f"{sum(r[5] for r in rows):.0f} s"
