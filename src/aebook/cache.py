@@ -27,16 +27,19 @@ from .training import History, fit, resolve_device
 FORMAT = 3
 # they change how training runs, not what it learns
 _NOT_IN_KEY = {"progress", "device"}
-# fit's plain defaults: an argument passed with its default value trains the same weights as one left out,
-# so both get one key (``penalty=None`` written out or not). Only plain values compare, never tensors.
+# fit's plain defaults: an argument passed with its default value trains the same
+# weights as one left out, so both get one key (``penalty=None`` written out or not).
+# Only plain values compare, never tensors.
 _FIT_DEFAULTS = {
     k: p.default
     for k, p in inspect.signature(fit).parameters.items()
     if p.default is None or isinstance(p.default, (bool, int, float, str))
 }
-# The package's code that decides what a model learns, whatever is passed to fit: its source is in every key.
+# The package's code that decides what a model learns, whatever is passed to fit: its
+# source is in every key.
 _WEIGHT_CODE = (training, models)
-# Models this session's train_or_load returned: weights digest -> (arguments digest, history).
+# Models this session's train_or_load returned: weights digest -> (arguments digest,
+# history).
 _PRODUCED: dict[str, tuple[str, History]] = {}
 
 
@@ -68,7 +71,8 @@ def _sha(text: str | bytes) -> str:
 
 
 def _const_repr(c: Any) -> str:
-    """A constant of compiled code, spelled the same in every process (set order varies with the hash seed)."""
+    """A constant of compiled code, spelled the same in every process (set order varies
+    with the hash seed)."""
     if isinstance(c, types.CodeType):
         return _code_object_digest(c)
     if isinstance(c, (frozenset, set)):
@@ -79,7 +83,8 @@ def _const_repr(c: Any) -> str:
 
 
 def _without_docstring(code: types.CodeType) -> list[Any]:
-    """A function's constants less its docstring, which CPython keeps as the first constant."""
+    """A function's constants less its docstring, which CPython keeps as the first
+    constant."""
     consts = list(code.co_consts)
     flag = getattr(inspect, "CO_HAS_DOCSTRING", None)  # Python 3.14 marks it
     if flag is not None:
@@ -94,7 +99,8 @@ def _without_docstring(code: types.CodeType) -> list[Any]:
 
 
 def _code_object_digest(code: types.CodeType) -> str:
-    """Bytecode, constants (nested functions included, docstrings left out) and names of compiled code."""
+    """Bytecode, constants (nested functions included, docstrings left out) and names of
+    compiled code."""
     return _sha(
         code.co_code
         + repr(
@@ -108,9 +114,10 @@ def _code_object_digest(code: types.CodeType) -> str:
 
 
 def source_digest(source: str) -> str:
-    """A digest of Python source as code: its syntax tree without docstrings, so that editing a
-    comment, a docstring or the layout keeps it, and changing a line of code changes it. Source
-    that does not parse alone (a lambda cut out of its line) is hashed as text."""
+    """A digest of Python source as code: its syntax tree without docstrings, so that
+    editing a comment, a docstring or the layout keeps it, and changing a line of code
+    changes it. Source that does not parse alone (a lambda cut out of its line) is
+    hashed as text."""
     try:
         tree = ast.parse(textwrap.dedent(source))
     except SyntaxError:
@@ -131,9 +138,10 @@ def source_digest(source: str) -> str:
 
 
 def code_digest(func: Any) -> str:
-    """A digest of a function's code: its syntax tree where Python can find its source (a module,
-    a notebook cell) and its bytecode and constants (which tell apart two lambdas on one line).
-    Editing the body changes it; editing its docstring or comments does not."""
+    """A digest of a function's code: its syntax tree where Python can find its source
+    (a module, a notebook cell) and its bytecode and constants (which tell apart two
+    lambdas on one line). Editing the body changes it; editing its docstring or comments
+    does not."""
     func = inspect.unwrap(func)
     try:
         source = source_digest(inspect.getsource(func))
@@ -143,7 +151,8 @@ def code_digest(func: Any) -> str:
 
 
 def class_digest(cls: type) -> str:
-    """A digest of a class's own methods and of its bases (those outside the standard library)."""
+    """A digest of a class's own methods and of its bases (those outside the standard
+    library)."""
     parts = []
     for name, member in sorted(vars(cls).items()):
         member = getattr(member, "__func__", member)  # staticmethod / classmethod
@@ -166,7 +175,8 @@ def class_digest(cls: type) -> str:
 
 
 def _globals_used(func: types.FunctionType) -> dict[str, Any]:
-    """The plain numbers and strings a function reads from its module (or notebook): ``LAMBDA = 0.1``."""
+    """The plain numbers and strings a function reads from its module (or notebook):
+    ``LAMBDA = 0.1``."""
     names, stack = set(), [func.__code__]
     while stack:
         code = stack.pop()
@@ -182,18 +192,22 @@ def _globals_used(func: types.FunctionType) -> dict[str, Any]:
 
 def _refuse(obj: Any, why: str) -> TypeError:
     return TypeError(
-        f"cannot build a stable cache key from {obj!r} ({why}): pass numbers, strings, tensors, "
-        f"a dataclass, a function or a functools.partial of one, or an object whose attributes "
+        f"cannot build a stable cache key from {obj!r} ({why}): pass numbers, strings, "
+        "tensors, "
+        "a dataclass, a function or a functools.partial of one, or an object whose "
+        "attributes "
         f"are such values"
     )
 
 
 def describe(obj: Any, _seen: frozenset[int] = frozenset()) -> Any:
-    """A stable, JSON-able description of a fit argument: its values, and the code it runs.
+    """A stable, JSON-able description of a fit argument: its values, and the code it
+    runs.
 
-    Functions (module-level, notebook-defined, lambdas, closures) are described by their code,
-    the values they close over and the plain numbers they read from their globals; bound methods
-    and callable objects also by their instance's state. Anything else is refused with a message.
+    Functions (module-level, notebook-defined, lambdas, closures) are described by their
+    code, the values they close over and the plain numbers they read from their globals;
+    bound methods and callable objects also by their instance's state. Anything else is
+    refused with a message.
     """
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
@@ -286,8 +300,9 @@ def _is_default(name: str, value: Any) -> bool:
 def cache_key(
     model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """Everything that decides the trained weights: the package's training code, the model's spec,
-    class and initial weights, the data, and every fit argument (with the code of the hooks)."""
+    """Everything that decides the trained weights: the package's training code, the
+    model's spec, class and initial weights, the data, and every fit argument (with the
+    code of the hooks)."""
     config = (
         model.config.to_dict()
         if hasattr(model, "config") and hasattr(model.config, "to_dict")
@@ -314,7 +329,8 @@ def cache_key(
 
 
 def _weight_code(model: nn.Module) -> list[types.ModuleType]:
-    """`_WEIGHT_CODE`, and the package module the model's class comes from (`aebook.sae`, say) if it is another."""
+    """`_WEIGHT_CODE`, and the package module the model's class comes from
+    (`aebook.sae`, say) if it is another."""
     modules = list(_WEIGHT_CODE)
     own = inspect.getmodule(type(model))
     if (
@@ -334,13 +350,15 @@ def train_or_load(
     directory: str | Path | None = None,
     **fit_kwargs: Any,
 ) -> tuple[nn.Module, History]:
-    """Return ``model`` trained by ``fit(model, train_x, **fit_kwargs)``, loading the weights if cached.
+    """Return ``model`` trained by ``fit(model, train_x, **fit_kwargs)``, loading the
+    weights if cached.
 
-    The file name hashes the whole `cache_key`; the key and a digest of the weights are stored
-    inside the file and checked on load, so a damaged or mismatched file is retrained with a
-    warning, never loaded. A model this function returned, passed again with the same arguments
-    (a re-run cell), comes back as it is: no training, no new file. An unusable cache folder
-    means one warning and training without the cache: nothing computed is lost.
+    The file name hashes the whole `cache_key`; the key and a digest of the weights are
+    stored inside the file and checked on load, so a damaged or mismatched file is
+    retrained with a warning, never loaded. A model this function returned, passed again
+    with the same arguments (a re-run cell), comes back as it is: no training, no new
+    file. An unusable cache folder means one warning and training without the cache:
+    nothing computed is lost.
     """
     key = cache_key(model, train_x, fit_kwargs)
     args = _sha(
@@ -431,7 +449,8 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
     # any damage at all means: train again, never crash the chapter
     except Exception as err:
         warnings.warn(
-            f"ignoring cached model {path.name} ({type(err).__name__}: {err}); training it again",
+            f"ignoring cached model {path.name} ({type(err).__name__}: {err}); "
+            "training it again",
             RuntimeWarning,
             stacklevel=3,
         )

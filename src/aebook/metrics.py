@@ -1,5 +1,6 @@
-"""Numbers the chapters assert on: MSE, PSNR, the baselines an autoencoder must beat, a VAE's ELBO
-and log-likelihood, and a sparse autoencoder's L0, FVU, dead latents, shrinkage, loss recovered and MMCS."""
+"""Numbers the chapters assert on: MSE, PSNR, the baselines an autoencoder must beat, a
+VAE's ELBO and log-likelihood, and a sparse autoencoder's L0, FVU, dead latents,
+shrinkage, loss recovered and MMCS."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from .training import batched
 def _check_pair(x: torch.Tensor, r: torch.Tensor) -> None:
     if x.shape != r.shape or x.ndim != 2:
         raise ValueError(
-            f"expected two (N, D) tensors of one shape, got {tuple(x.shape)} and {tuple(r.shape)}"
+            f"expected two (N, D) tensors of one shape, got {tuple(x.shape)} and "
+            f"{tuple(r.shape)}"
         )
 
 
@@ -30,9 +32,11 @@ def mse(x: torch.Tensor, r: torch.Tensor) -> float:
 
 
 def psnr(clean: torch.Tensor, other: torch.Tensor, max_value: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, per image then averaged: mean_i 10 log10(max^2 / MSE_i). (N, D) each.
+    """Peak signal-to-noise ratio in dB, per image then averaged: mean_i 10 log10(max^2
+    / MSE_i). (N, D) each.
 
-    An image reproduced exactly would have infinite PSNR; its MSE is floored at 1e-10 (100 dB).
+    An image reproduced exactly would have infinite PSNR; its MSE is floored at 1e-10
+    (100 dB).
     """
     _check_pair(clean, other)
     per_image = torch.mean((clean.float() - other.float()) ** 2, dim=1).clamp_min(1e-10)
@@ -45,12 +49,14 @@ def paired_bootstrap(
     resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """Mean of a - b over paired measurements (N,) each (the same queries or images scored two ways),
-    with a 95% percentile bootstrap interval: (mean, low, high). An interval that holds 0 is a tie."""
+    """Mean of a - b over paired measurements (N,) each (the same queries or images
+    scored two ways), with a 95% percentile bootstrap interval: (mean, low, high). An
+    interval that holds 0 is a tie."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape or len(a) < 2:
         raise ValueError(
-            f"need two paired 1-D arrays of the same length >= 2, got {a.shape} and {b.shape}"
+            f"need two paired 1-D arrays of the same length >= 2, got {a.shape} and "
+            f"{b.shape}"
         )
     d = a - b
     idx = np.random.default_rng(seed).integers(0, len(d), (resamples, len(d)))
@@ -63,7 +69,8 @@ def paired_bootstrap(
 
 
 def grey_share(x: torch.Tensor, low: float = 0.2, high: float = 0.8) -> float:
-    """Share of the pixels of images x (N, D) strictly between ``low`` and ``high``: a blur measure.
+    """Share of the pixels of images x (N, D) strictly between ``low`` and ``high``: a
+    blur measure.
 
     Digits are mostly ink (near 1) on paper (near 0); a blurred stroke has a grey rim.
     """
@@ -73,7 +80,7 @@ def grey_share(x: torch.Tensor, low: float = 0.2, high: float = 0.8) -> float:
 
 
 def mean_image_mse(train_x: torch.Tensor, test_x: torch.Tensor) -> float:
-    """Test MSE of the laziest model: predict the mean training image for every input."""
+    """Test MSE of the laziest model: the mean training image for every input."""
     return mse(test_x, train_x.mean(dim=0, keepdim=True).expand_as(test_x))
 
 
@@ -81,8 +88,9 @@ def pca_fit(train_x: torch.Tensor, k: int, seed: int = 0) -> PCA:
     """scikit-learn PCA with ``k`` components fitted on train_x (N, D)."""
     if not 1 <= k <= min(train_x.shape):
         raise ValueError(f"k must be between 1 and {min(train_x.shape)}, got {k}")
-    # The eigenvectors of the D x D covariance: the same components as a full SVD of the (N, D) data,
-    # three times faster for 4,000 images of 784 pixels (chapter 9 fits eleven PCAs).
+    # The eigenvectors of the D x D covariance: the same components as a full SVD of the
+    # (N, D) data, three times faster for 4,000 images of 784 pixels (chapter 9 fits
+    # eleven PCAs).
     return PCA(n_components=k, svd_solver="covariance_eigh", random_state=seed).fit(
         train_x.numpy()
     )
@@ -93,7 +101,8 @@ def pca_reconstruct(
 ) -> torch.Tensor:
     """Project x (N, D) onto the top-k principal subspace of train_x and back: (N, D).
 
-    Pass ``pca``, fitted on train_x with at least k components, to reuse one fit for many k:
+    Pass ``pca``, fitted on train_x with at least k components, to reuse one fit for
+    many k:
     the top k components of a larger PCA are exactly the components of PCA with k.
     """
     pca = pca if pca is not None else pca_fit(train_x, k)
@@ -109,11 +118,13 @@ def pca_reconstruct(
 def pca_topk_reconstruct(
     train_x: torch.Tensor, x: torch.Tensor, k: int, pca: PCA | None = None
 ) -> torch.Tensor:
-    """Per input, keep the k largest |coefficients| of x (N, D) on all of train_x's principal directions: (N, D).
+    """Per input, keep the k largest |coefficients| of x (N, D) on all of train_x's
+    principal directions: (N, D).
 
-    A sparse code over a fixed dictionary of the +-principal directions, chosen per input and
-    learned from nothing: its L0 is k, like a TopK autoencoder's. Pass ``pca``, fitted on train_x with
-    every component, to reuse one fit; with fewer components it picks among those it has.
+    A sparse code over a fixed dictionary of the +-principal directions, chosen per
+    input and learned from nothing: its L0 is k, like a TopK autoencoder's. Pass
+    ``pca``, fitted on train_x with every component, to reuse one fit; with fewer
+    components it picks among those it has.
     """
     pca = pca if pca is not None else pca_fit(train_x, min(train_x.shape))
     if not 1 <= k <= pca.n_components_:
@@ -129,7 +140,8 @@ def pca_topk_reconstruct(
 
 
 def pca_mse(train_x: torch.Tensor, test_x: torch.Tensor, k: int) -> float:
-    """Test MSE of the best linear code of size k: the PCA baseline every autoencoder is held to."""
+    """Test MSE of the best linear code of size k: the PCA baseline every autoencoder is
+    held to."""
     return mse(test_x, pca_reconstruct(train_x, test_x, k))
 
 
@@ -143,9 +155,11 @@ def compression_ratio(input_size: int, code_size: int) -> float:
 def principal_angles(
     a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray
 ) -> np.ndarray:
-    """Principal angles in degrees between the column spaces of a (D, k) and b (D, m), largest first.
+    """Principal angles in degrees between the column spaces of a (D, k) and b (D, m),
+    largest first.
 
-    Zero for every direction the two spaces share; 90 for a direction of one orthogonal to the other.
+    Zero for every direction the two spaces share; 90 for a direction of one orthogonal
+    to the other.
     """
     from scipy.linalg import subspace_angles
 
@@ -169,10 +183,11 @@ def linear_probe(
     test_y: torch.Tensor,
     C: float = 0.01,
 ) -> float:
-    """Test accuracy (in %) of a logistic regression fitted on standardised codes (N, k) -> labels (N,).
+    """Test accuracy (in %) of a logistic regression fitted on standardised codes (N, k)
+    -> labels (N,).
 
-    One fixed regularisation ``C`` for every representation, so that no representation is tuned
-    more than another (see `logistic_regression` for the objective).
+    One fixed regularisation ``C`` for every representation, so that no representation
+    is tuned more than another (see `logistic_regression` for the objective).
     """
     if len(train_codes) != len(train_y) or len(test_codes) != len(test_y):
         raise ValueError(
@@ -195,15 +210,17 @@ def linear_probe(
 def logistic_regression(
     x: torch.Tensor, y: torch.Tensor, C: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Multinomial logistic regression on features x (N, k): weights (c, k), biases (c,), and the c classes.
+    """Multinomial logistic regression on features x (N, k): weights (c, k), biases
+    (c,), and the c classes.
 
-    It minimises scikit-learn's objective, ``C * sum_i CE_i + ||W||^2 / 2``, with full-batch L-BFGS
-    in PyTorch: the same optimum as ``LogisticRegression`` (a test compares the two objectives),
-    three to five times faster on these codes.
+    It minimises scikit-learn's objective, ``C * sum_i CE_i + ||W||^2 / 2``, with
+    full-batch L-BFGS in PyTorch: the same optimum as ``LogisticRegression`` (a test
+    compares the two objectives), three to five times faster on these codes.
     """
     x = x.detach().cpu().float()
     classes, y = torch.unique(y.cpu(), return_inverse=True)
-    # (classes, features) with F.linear: its backward takes MKL's fast path, 3x faster than x @ w's.
+    # (classes, features) with F.linear: its backward takes MKL's fast path, 3x faster
+    # than x @ w's.
     w = torch.zeros(len(classes), x.shape[1], requires_grad=True)
     b = torch.zeros(len(classes), requires_grad=True)
     opt = torch.optim.LBFGS(
@@ -230,10 +247,12 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def bernoulli_log_likelihood(x: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-    """log p(x | h) of a Bernoulli decoder with ``means`` = g(h), in nats per image: (..., D), (..., D) -> (...).
+    """log p(x | h) of a Bernoulli decoder with ``means`` = g(h), in nats per image:
+    (..., D), (..., D) -> (...).
 
-    The negative of binary cross-entropy summed over pixels, with PyTorch's clamp of log at -100. For grey
-    pixels in (0, 1) this is the usual MNIST convention, not a normalised density of x.
+    The negative of binary cross-entropy summed over pixels, with PyTorch's clamp of log
+    at -100. For grey pixels in (0, 1) this is the usual MNIST convention, not a
+    normalised density of x.
     """
     return (
         x * means.log().clamp(min=-100) + (1 - x) * (1 - means).log().clamp(min=-100)
@@ -255,11 +274,13 @@ def elbo(
     generator: torch.Generator | None = None,
     batch_size: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)] (N,), KL (N,)), in nats.
+    """The evidence lower bound per image, split in its two terms: (E_q[log p(x | h)]
+    (N,), KL (N,)), in nats.
 
-    ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over ``samples`` draws of h,
-    the KL is in closed form. ``model`` needs ``posterior`` and ``decode`` (a `VAE`); it runs in eval mode
-    on its own device (``generator`` must be on that device too), and its mode is restored.
+    ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over
+    ``samples`` draws of h, the KL is in closed form. ``model`` needs ``posterior`` and
+    ``decode`` (a `VAE`); it runs in eval mode on its own device (``generator`` must be
+    on that device too), and its mode is restored.
     """
 
     def terms(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, 2)
@@ -287,8 +308,9 @@ def importance_weighted_log_likelihood(
     batch_size: int = 64,
 ) -> torch.Tensor:
     """An estimate of log p(x) per image (N,), in nats (Burda et al., 2016):
-    log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). In expectation a lower bound on
-    log p(x), at least the ELBO, and tighter as K grows. Eval mode and devices as for `elbo`."""
+    log (1/K) sum_i p(x | h_i) p(h_i) / q(h_i | x), with h_i ~ q(h | x). In expectation
+    a lower bound on log p(x), at least the ELBO, and tighter as K grows. Eval mode and
+    devices as for `elbo`."""
 
     def estimate(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,)
         mu, logvar = model.posterior(xb)
@@ -307,7 +329,8 @@ def importance_weighted_log_likelihood(
 
 
 def _device(model: nn.Module) -> torch.device:
-    """Where the model's weights are: these metrics evaluate it there rather than moving it."""
+    """Where the model's weights are: these metrics evaluate it there rather than moving
+    it."""
     return next(model.parameters()).device
 
 
@@ -321,15 +344,18 @@ def train_classifier(
     batch_size: int = 128,
     seed: int = 0,
 ) -> nn.Sequential:
-    """A small judge for generated images: an MLP (D -> hidden -> classes) trained with Adam on cross-entropy.
+    """A small judge for generated images: an MLP (D -> hidden -> classes) trained with
+    Adam on cross-entropy.
 
-    train_x (N, D), train_y (N,) integer labels 0..C-1. Seeded: the same data and seed give the same
-    network on one machine. Returned in eval mode on the CPU. (A classifier, not an autoencoder: it
-    has its own few lines of training rather than `fit`, which trains models to reconstruct.)
+    train_x (N, D), train_y (N,) integer labels 0..C-1. Seeded: the same data and seed
+    give the same network on one machine. Returned in eval mode on the CPU. (A
+    classifier, not an autoencoder: it has its own few lines of training rather than
+    `fit`, which trains models to reconstruct.)
     """
     if len(train_x) != len(train_y) or len(train_x) == 0:
         raise ValueError(
-            f"need one label per image and at least one image, got {len(train_x)} images "
+            f"need one label per image and at least one image, got {len(train_x)} "
+            "images "
             f"and {len(train_y)} labels"
         )
     gen = torch.Generator().manual_seed(seed)
@@ -357,9 +383,10 @@ def classifier_scores(
     """How a classifier sees images x (N, D): three numbers in [0, 1].
 
     ``confident``: the share it puts in one class with probability above ``threshold``;
-    ``confidence``: its mean top-class probability; ``spread``: the entropy of its predicted
-    classes' histogram divided by log(C), 1 when every class is predicted equally often,
-    0 when one class takes everything. Real test digits score near 1 on the last.
+    ``confidence``: its mean top-class probability; ``spread``: the entropy of its
+    predicted classes' histogram divided by log(C), 1 when every class is predicted
+    equally often, 0 when one class takes everything. Real test digits score near 1 on
+    the last.
     """
     if not 0 < threshold < 1:
         raise ValueError(
@@ -377,7 +404,8 @@ def classifier_scores(
     }
 
 
-# --- Sparse dictionaries: the numbers the interpretability literature reports for a sparse autoencoder ---
+# --- Sparse dictionaries: the numbers the interpretability literature reports for a
+# sparse autoencoder ---
 
 
 def l0(h: torch.Tensor) -> float:
@@ -395,10 +423,12 @@ def dead_fraction(h: torch.Tensor) -> float:
 
 
 def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
-    """Fraction of variance unexplained, centred: sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 over x (N, d).
+    """Fraction of variance unexplained, centred: sum ||x - x_hat||^2 / sum ||x -
+    mean(x)||^2 over x (N, d).
 
-    0 for a perfect reconstruction, 1 for predicting the mean of x; the mean is x's own, so the
-    denominator is the total variance of these activations, summed over dimensions.
+    0 for a perfect reconstruction, 1 for predicting the mean of x; the mean is x's own,
+    so the denominator is the total variance of these activations, summed over
+    dimensions.
     """
     _check_pair(x, x_hat)
     x, x_hat = x.double(), x_hat.double()
@@ -406,10 +436,12 @@ def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 
 def shrinkage(x: torch.Tensor, x_hat: torch.Tensor) -> float:
-    """Relative reconstruction bias gamma = E||x_hat - m||^2 / E<x_hat - m, x - m>, with m the mean of x (N, d).
+    """Relative reconstruction bias gamma = E||x_hat - m||^2 / E<x_hat - m, x - m>, with
+    m the mean of x (N, d).
 
-    The gamma that minimises E||(x_hat - m) / gamma - (x - m)||^2 (Rajamanoharan et al., 2024, centred
-    here): 1 for an unbiased reconstruction, below 1 when the code systematically shrinks it.
+    The gamma that minimises E||(x_hat - m) / gamma - (x - m)||^2 (Rajamanoharan et al.,
+    2024, centred here): 1 for an unbiased reconstruction, below 1 when the code
+    systematically shrinks it.
     """
     _check_pair(x, x_hat)
     m = x.double().mean(dim=0)
@@ -418,23 +450,27 @@ def shrinkage(x: torch.Tensor, x_hat: torch.Tensor) -> float:
 
 
 def loss_recovered(original: float, ablated: float, spliced: float) -> float:
-    """(L_ablated - L_spliced) / (L_ablated - L_original): the share of the loss gap between an ablation and the
-    original network that a reconstruction closes when spliced into the network in place of the activations.
-    1: as good as the original; 0: as bad as the ablation."""
+    """(L_ablated - L_spliced) / (L_ablated - L_original): the share of the loss gap
+    between an ablation and the original network that a reconstruction closes when
+    spliced into the network in place of the activations. 1: as good as the original; 0:
+    as bad as the ablation."""
     if not ablated != original:
         raise ValueError(
-            f"the ablated loss {ablated} equals the original {original}: nothing to recover"
+            f"the ablated loss {ablated} equals the original {original}: nothing to "
+            "recover"
         )
     return (ablated - spliced) / (ablated - original)
 
 
 def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
-    """Mean max cosine similarity (Sharkey et al., 2022): for each true direction (column of true, (d, n)),
-    the largest cosine with any learned direction (column of learned, (d, a)), averaged over the n true ones.
-    1 when every true direction has an exact copy among the learned ones."""
+    """Mean max cosine similarity (Sharkey et al., 2022): for each true direction
+    (column of true, (d, n)), the largest cosine with any learned direction (column of
+    learned, (d, a)), averaged over the n true ones. 1 when every true direction has an
+    exact copy among the learned ones."""
     if learned.ndim != 2 or true.ndim != 2 or learned.shape[0] != true.shape[0]:
         raise ValueError(
-            f"expected two (d, columns) matrices with the same d, got {tuple(learned.shape)} and "
+            "expected two (d, columns) matrices with the same d, got "
+            f"{tuple(learned.shape)} and "
             f"{tuple(true.shape)}"
         )
     # (n, a)
@@ -445,11 +481,13 @@ def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
 def top_purity(
     scores: torch.Tensor, labels: torch.Tensor, top: int = 20
 ) -> torch.Tensor:
-    """For each unit (column of scores, (N, units)), the share of its ``top`` highest-scoring inputs that carry
-    the most common label among them: (units,). A cheap proxy for a unit meaning one class."""
+    """For each unit (column of scores, (N, units)), the share of its ``top``
+    highest-scoring inputs that carry the most common label among them: (units,). A
+    cheap proxy for a unit meaning one class."""
     if scores.ndim != 2 or len(scores) != len(labels) or not 1 <= top <= len(scores):
         raise ValueError(
-            f"need scores (N, units), N labels and 1 <= top <= N; got {tuple(scores.shape)}, "
+            "need scores (N, units), N labels and 1 <= top <= N; got "
+            f"{tuple(scores.shape)}, "
             f"{len(labels)} labels, top={top}"
         )
     picked = labels[scores.topk(top, dim=0).indices]  # (top, units)

@@ -1,4 +1,5 @@
-"""One `Autoencoder` class for every chapter: linear, shallow and deep are all a spec of layer sizes."""
+"""One `Autoencoder` class for every chapter: linear, shallow and deep are all a spec of
+layer sizes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def _whole(value: object, what: str, where: str = "") -> int:
-    """``value`` as an int, or a ValueError naming ``what`` it should be (and ``where`` it was)."""
+    """``value`` as an int, or a ValueError naming ``what`` it should be (and ``where``
+    it was)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"every {what} must be a whole number, got {value!r}{where}")
     return int(value)
@@ -38,8 +40,8 @@ def _check_activations(config: object, fields: tuple[str, ...]) -> None:
 
 
 def _act(name: str) -> list[nn.Module]:
-    """The activation ``name`` as a layer list; none for identity, which keeps printed models and
-    state_dicts free of no-op layers."""
+    """The activation ``name`` as a layer list; none for identity, which keeps printed
+    models and state_dicts free of no-op layers."""
     return [] if name == "identity" else [ACTIVATIONS[name]()]
 
 
@@ -55,7 +57,8 @@ def _pair(sizes: object, what: str, small_ok: bool = True) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Spec:
     """The plain spec a model is built from (and cached under): a frozen dataclass whose
-    ``to_dict`` is plain JSON (tuples as lists), the form cache keys and checkpoints store."""
+    ``to_dict`` is plain JSON (tuples as lists), the form cache keys and checkpoints
+    store."""
 
     def to_dict(self) -> dict:
         return {
@@ -67,22 +70,26 @@ class Spec:
 class AEConfig(Spec):
     """The plain spec an `Autoencoder` is built from (and cached under)."""
 
-    # encoder widths, input first and code last, e.g. (784, 256, 32); the decoder mirrors it
+    # encoder widths, input first and code last, e.g. (784, 256, 32); the decoder
+    # mirrors it
     sizes: tuple[int, ...]
     hidden: str = "relu"  # activation after every hidden layer, in encoder and decoder
     # activation of the code h (sigmoid for KL sparsity, identity for PCA-like codes)
     code: str = "identity"
     # activation of the reconstruction r (sigmoid keeps pixels in [0, 1])
     out: str = "sigmoid"
-    # decoder weights are the encoder's, transposed (each decoder layer keeps its own bias)
+    # decoder weights are the encoder's, transposed (each decoder layer keeps its own
+    # bias)
     tied: bool = False
-    # std of Gaussian noise added before the code activation while training (semantic hashing)
+    # std of Gaussian noise added before the code activation while training (semantic
+    # hashing)
     code_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.sizes, (str, bytes)) or not hasattr(self.sizes, "__iter__"):
             raise ValueError(
-                f"sizes must be a list of layer widths such as [784, 256, 32], got {self.sizes!r}"
+                "sizes must be a list of layer widths such as [784, 256, 32], got "
+                f"{self.sizes!r}"
             )
         widths = tuple(
             _whole(s, "layer width", f" in sizes={list(self.sizes)!r}")
@@ -91,7 +98,8 @@ class AEConfig(Spec):
         object.__setattr__(self, "sizes", widths)
         if len(self.sizes) < 2 or any(s < 1 for s in self.sizes):
             raise ValueError(
-                f"sizes must list at least an input and a code width, all >= 1; got {self.sizes}"
+                "sizes must list at least an input and a code width, all >= 1; got "
+                f"{self.sizes}"
             )
         _check_activations(self, ("hidden", "code", "out"))
         if not isinstance(self.tied, bool):
@@ -102,13 +110,15 @@ class AEConfig(Spec):
             or not self.code_noise >= 0
         ):
             raise ValueError(
-                f"code_noise is a standard deviation and must be a number >= 0, got {self.code_noise!r}"
+                "code_noise is a standard deviation and must be a number >= 0, got "
+                f"{self.code_noise!r}"
             )
         object.__setattr__(self, "code_noise", float(self.code_noise))
 
 
 def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
-    """Linear layers through ``sizes``, ``hidden`` after each inner layer and ``last`` after the final one."""
+    """Linear layers through ``sizes``, ``hidden`` after each inner layer and ``last``
+    after the final one."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers += [
@@ -119,11 +129,11 @@ def mlp(sizes: tuple[int, ...], hidden: str, last: str) -> nn.Sequential:
 
 
 class TransposedLinear(nn.Module):
-    """A tied decoder layer, mapping back what ``source`` maps: (B, source.out) -> (B, source.in), y = h W + b
-    with W = ``source.weight`` (out, in).
+    """A tied decoder layer, mapping back what ``source`` maps: (B, source.out) -> (B,
+    source.in), y = h W + b with W = ``source.weight`` (out, in).
 
-    Only the bias is this layer's own parameter; the weight stays the encoder layer's, so the
-    optimizer, the state_dict and ``.to(device)`` see it once.
+    Only the bias is this layer's own parameter; the weight stays the encoder layer's,
+    so the optimizer, the state_dict and ``.to(device)`` see it once.
     """
 
     def __init__(self, source: nn.Linear) -> None:
@@ -134,14 +144,16 @@ class TransposedLinear(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """The source's weight transposed, (source.in, source.out): nn.Linear's (out, in) layout for this layer."""
+        """The source's weight transposed, (source.in, source.out): nn.Linear's (out,
+        in) layout for this layer."""
         return self._source[0].weight.t()
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return F.linear(h, self.weight, self.bias)
 
     def __deepcopy__(self, memo: dict) -> TransposedLinear:
-        # copy.deepcopy of the whole autoencoder must tie the copy to the *copied* encoder layer
+        # copy.deepcopy of the whole autoencoder must tie the copy to the *copied*
+        # encoder layer
         new = TransposedLinear.__new__(TransposedLinear)
         nn.Module.__init__(new)
         new._source = (copy.deepcopy(self._source[0], memo),)
@@ -150,9 +162,10 @@ class TransposedLinear(nn.Module):
 
 
 class FlatAutoencoder(nn.Module):
-    """What every autoencoder in the book shares: flat images (B, D) in and out, through ``self.encoder``
-    and ``self.decoder``, with shape checks that say what to do. Subclasses build the two halves and
-    say their ``input_size`` (D) and ``code_size`` (k), by default the first and last of ``config.sizes``."""
+    """What every autoencoder in the book shares: flat images (B, D) in and out, through
+    ``self.encoder`` and ``self.decoder``, with shape checks that say what to do.
+    Subclasses build the two halves and say their ``input_size`` (D) and ``code_size``
+    (k), by default the first and last of ``config.sizes``."""
 
     encoder: nn.Module
     decoder: nn.Module
@@ -161,7 +174,7 @@ class FlatAutoencoder(nn.Module):
 
     @classmethod
     def from_config(cls, config: Spec | dict) -> Any:
-        """A new model, with fresh weights, from its spec or the spec's ``to_dict()``."""
+        """A new model, with fresh weights, from its spec or its ``to_dict()``."""
         spec = (
             config if isinstance(config, cls.config_type) else cls.config_type(**config)
         )
@@ -169,7 +182,8 @@ class FlatAutoencoder(nn.Module):
 
     @classmethod
     def _build(cls, spec: Any) -> Any:
-        """The model for ``spec``; by default the spec's fields are the constructor's arguments."""
+        """The model for ``spec``; by default the spec's fields are the constructor's
+        arguments."""
         return cls(**{f.name: getattr(spec, f.name) for f in fields(spec)})
 
     @property
@@ -184,15 +198,16 @@ class FlatAutoencoder(nn.Module):
         """Raise a ValueError that says what to do unless x is (B, D)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
             raise ValueError(
-                f"expected input of shape (batch, {self.input_size}), got {tuple(x.shape)}; "
-                + shape_hint(tuple(x.shape), self.input_size)
+                f"expected input of shape (batch, {self.input_size}), got "
+                f"{tuple(x.shape)}; " + shape_hint(tuple(x.shape), self.input_size)
             )
 
     def check_code(self, h: torch.Tensor) -> None:
         """Raise a ValueError unless h is (B, k)."""
         if h.ndim != 2 or h.shape[1] != self.code_size:
             raise ValueError(
-                f"expected a code of shape (batch, {self.code_size}), got {tuple(h.shape)}"
+                f"expected a code of shape (batch, {self.code_size}), got "
+                f"{tuple(h.shape)}"
             )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,9 +228,10 @@ class FlatAutoencoder(nn.Module):
 class CodeNoise(nn.Module):
     """Adds N(0, std^2) noise while training and nothing in eval mode: (B, k) -> (B, k).
 
-    Placed before a sigmoid code, it makes the decoder useless unless the pre-activations are
-    large, so the code units learn to sit near 0 or 1: Salakhutdinov & Hinton's (2009) trick
-    for binary codes. It draws from torch's global generator, which `fit` seeds.
+    Placed before a sigmoid code, it makes the decoder useless unless the
+    pre-activations are large, so the code units learn to sit near 0 or 1: Salakhutdinov
+    & Hinton's (2009) trick for binary codes. It draws from torch's global generator,
+    which `fit` seeds.
     """
 
     def __init__(self, std: float) -> None:
@@ -232,9 +248,11 @@ class CodeNoise(nn.Module):
 
 
 class Autoencoder(FlatAutoencoder):
-    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses f's weights, transposed).
+    """x -> h = f(x) -> r = g(h), with f and g mirror-image MLPs (``tied=True``: g uses
+    f's weights, transposed).
 
-    ``code_noise > 0`` adds Gaussian noise of that std before the code activation while training.
+    ``code_noise > 0`` adds Gaussian noise of that std before the code activation while
+    training.
     """
 
     config_type = AEConfig
@@ -269,7 +287,8 @@ class Autoencoder(FlatAutoencoder):
     def extra_repr(self) -> str:
         c = self.config
         return (
-            f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, out={c.out}"
+            f"sizes={'-'.join(map(str, c.sizes))}, hidden={c.hidden}, code={c.code}, "
+            f"out={c.out}"
             + (", tied" if c.tied else "")
             + (f", code_noise={c.code_noise:g}" if c.code_noise else "")
         )
@@ -302,11 +321,13 @@ class ConvConfig(Spec):
     channels: tuple[int, ...] = (32, 64)
     # width of the dense code h; None: h is the last feature map itself, flattened
     code: int | None = 30
-    # "transpose": stride-2 transposed convolutions; "resize": nearest x2, then a 3x3 conv
+    # "transpose": stride-2 transposed convolutions; "resize": nearest x2, then a 3x3
+    # conv
     upsample: str = "transpose"
     # images are side x side pixels, one channel, passed flat as (N, side * side)
     side: int = 28
-    # activation after every convolution but the last, and after the decoder's dense layer
+    # activation after every convolution but the last, and after the decoder's dense
+    # layer
     hidden: str = "relu"
     out: str = "sigmoid"  # activation of the reconstruction r
     # with code=None: a 1x1 convolution to this many maps makes a smaller spatial code
@@ -317,19 +338,22 @@ class ConvConfig(Spec):
             self.channels, "__iter__"
         ):
             raise ValueError(
-                f"channels must be a list of channel counts such as [32, 64], got {self.channels!r}"
+                "channels must be a list of channel counts such as [32, 64], got "
+                f"{self.channels!r}"
             )
         chans = tuple(_whole(c, "channel count") for c in self.channels)
         if not chans or any(c < 1 for c in chans):
             raise ValueError(
-                f"channels must list at least one convolution, each with >= 1 channels; got {chans}"
+                "channels must list at least one convolution, each with >= 1 "
+                f"channels; got {chans}"
             )
         object.__setattr__(self, "channels", chans)
         if self.code is not None:
             object.__setattr__(self, "code", _whole(self.code, "code width"))
             if self.code < 1:
                 raise ValueError(
-                    f"code must be a width >= 1, or None for a spatial code map; got {self.code}"
+                    "code must be a width >= 1, or None for a spatial code map; got "
+                    f"{self.code}"
                 )
         if self.map_channels is not None:
             object.__setattr__(
@@ -337,25 +361,29 @@ class ConvConfig(Spec):
             )
             if self.code is not None or self.map_channels < 1:
                 raise ValueError(
-                    f"map_channels (a spatial code of that many maps) needs code=None and a count "
+                    "map_channels (a spatial code of that many maps) needs code=None "
+                    "and a count "
                     f">= 1; got code={self.code}, map_channels={self.map_channels}"
                 )
         side = _whole(self.side, "side")
         object.__setattr__(self, "side", side)
         if side < 2 ** len(chans):
             raise ValueError(
-                f"{len(chans)} stride-2 convolutions need images of at least {2 ** len(chans)} "
+                f"{len(chans)} stride-2 convolutions need images of at least "
+                f"{2 ** len(chans)} "
                 f"pixels a side, got side={side}; use fewer channels entries"
             )
         if self.upsample not in UPSAMPLING:
             raise ValueError(
-                f"unknown upsample {self.upsample!r}; choose one of {', '.join(map(repr, UPSAMPLING))}"
+                f"unknown upsample {self.upsample!r}; choose one of "
+                f"{', '.join(map(repr, UPSAMPLING))}"
             )
         _check_activations(self, ("hidden", "out"))
 
     @property
     def sides(self) -> list[int]:
-        """Feature-map sides, input first: a 3x3 stride-2 convolution with padding 1 maps n to ceil(n / 2)."""
+        """Feature-map sides, input first: a 3x3 stride-2 convolution with padding 1
+        maps n to ceil(n / 2)."""
         sides = [self.side]
         for _ in self.channels:
             sides.append((sides[-1] + 1) // 2)
@@ -363,12 +391,14 @@ class ConvConfig(Spec):
 
 
 class ConvAutoencoder(FlatAutoencoder):
-    """x (N, side^2) -> stride-2 convolutions -> h (N, k) -> the mirror image -> r (N, side^2).
+    """x (N, side^2) -> stride-2 convolutions -> h (N, k) -> the mirror image -> r (N,
+    side^2).
 
-    Same interface as `Autoencoder` (flat images in and out, ``encode``/``decode``), so `fit`,
-    `train_or_load`, the metrics and the sliders take either. The encoder halves the feature map
-    with each 3x3 stride-2 convolution; the decoder doubles it back, with transposed convolutions
-    or with nearest-neighbour resizing followed by a 3x3 convolution (Odena et al., 2016).
+    Same interface as `Autoencoder` (flat images in and out, ``encode``/``decode``), so
+    `fit`, `train_or_load`, the metrics and the sliders take either. The encoder halves
+    the feature map with each 3x3 stride-2 convolution; the decoder doubles it back,
+    with transposed convolutions or with nearest-neighbour resizing followed by a 3x3
+    convolution (Odena et al., 2016).
     """
 
     config_type = ConvConfig
@@ -476,12 +506,13 @@ class VAEConfig(Spec):
 
 
 class VAE(FlatAutoencoder):
-    """A variational autoencoder (Kingma & Welling, 2014): q(h | x) = N(mu(x), diag(exp(logvar(x)))),
-    p(h) = N(0, I), p(x | h) with means g(h).
+    """A variational autoencoder (Kingma & Welling, 2014): q(h | x) = N(mu(x),
+    diag(exp(logvar(x)))), p(h) = N(0, I), p(x | h) with means g(h).
 
-    ``encode`` returns a reparameterised sample h = mu + sigma * eps in training mode and the mean
-    mu in eval mode, so `fit` trains it like any autoencoder; the KL term comes in as a penalty
-    (`aebook.penalties.GaussianKL`), which reads q(h | x) from ``posterior``.
+    ``encode`` returns a reparameterised sample h = mu + sigma * eps in training mode
+    and the mean mu in eval mode, so `fit` trains it like any autoencoder; the KL term
+    comes in as a penalty (`aebook.penalties.GaussianKL`), which reads q(h | x) from
+    ``posterior``.
     """
 
     config_type = VAEConfig
@@ -506,7 +537,8 @@ class VAE(FlatAutoencoder):
         return mu, logvar
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B, k): a sample of q(h | x) while training (from torch's global generator), its mean otherwise."""
+        """(B, D) -> (B, k): a sample of q(h | x) while training (from torch's global
+        generator), its mean otherwise."""
         mu, logvar = self.posterior(x)
         return reparameterise(mu, logvar) if self.training else mu
 
@@ -518,7 +550,8 @@ class VAE(FlatAutoencoder):
 def reparameterise(
     mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu, diag(exp(logvar))) through which
-    gradients reach mu and logvar. (B, k), (B, k) -> (B, k)."""
+    """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu,
+    diag(exp(logvar))) through which gradients reach mu and logvar. (B, k), (B, k) ->
+    (B, k)."""
     eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps

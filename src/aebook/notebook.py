@@ -1,4 +1,5 @@
-"""Helpers for the chapter notebooks: show the package's real source, and glue numbers into prose."""
+"""Helpers for the chapter notebooks: show the package's real source, and glue numbers
+into prose."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from pygments.lexers import PythonLexer
 
 
 def source_html(obj: Any) -> str:
-    """The highlighted source of a function, class or module, as self-contained HTML (inline styles)."""
+    """The highlighted source of a function, class or module, as self-contained HTML
+    (inline styles)."""
     try:
         code = inspect.getsource(obj)
     except (TypeError, OSError) as err:
         raise TypeError(
-            f"show_source needs a function, class or module written in Python, got {obj!r}"
+            "show_source needs a function, class or module written in Python, got "
+            f"{obj!r}"
         ) from err
-    # Inline styles, not CSS classes: the block looks the same in Jupyter, Colab and the built book.
+    # Inline styles, not CSS classes: the block looks the same in Jupyter, Colab and the
+    # built book.
     formatter = HtmlFormatter(noclasses=True, style="friendly", nobackground=False)
     where = (
         f"{obj.__module__}.{obj.__qualname__}"
@@ -33,12 +37,14 @@ def source_html(obj: Any) -> str:
 
 
 def show_source(obj: Any) -> HTML:
-    """Display the highlighted source of ``obj`` in a notebook, so chapters show the code they run."""
+    """Display the highlighted source of ``obj`` in a notebook, so chapters show the
+    code they run."""
     return HTML(source_html(obj))
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
-    """Store ``value`` under ``name`` for the book's prose (``{glue:text}`name```) and return it.
+    """Store ``value`` under ``name`` for the book's prose (``{glue:text}`name```) and
+    return it.
 
     Without myst-nb (on Colab) nothing is stored; the value is still returned, so a cell
     can glue and assert on a number in one line.

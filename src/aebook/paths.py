@@ -1,4 +1,4 @@
-"""Where the book keeps what it computes: one cache folder, movable by `AEBOOK_CACHE`."""
+"""Where the book keeps what it computes: one cache folder, moved by `AEBOOK_CACHE`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 ENV_VAR = "AEBOOK_CACHE"
-# a temporary file this old belongs to a writer that was killed, not to one still writing
+# a temporary file this old belongs to a writer that was killed, not to one still
+# writing
 STALE_TEMP_S = 3600
 # cache problems already reported: one warning each, not one per model
 _warned: set[str] = set()
 
 
 def repo_root() -> Path | None:
-    """The repository this package was installed from in editable mode, or None (e.g. on Colab)."""
+    """The repository this package was installed from in editable mode, or None (e.g. on
+    Colab)."""
     root = Path(__file__).resolve().parents[2]
     return (
         root
@@ -28,9 +30,11 @@ def repo_root() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """`$AEBOOK_CACHE`, else `<repo>/.cache` (gitignored), else `~/.cache/aebook`. Created on demand.
+    """`$AEBOOK_CACHE`, else `<repo>/.cache` (gitignored), else `~/.cache/aebook`.
+    Created on demand.
 
-    Raises OSError (with a message that says what to do) when the folder cannot be created.
+    Raises OSError (with a message that says what to do) when the folder cannot be
+    created.
     """
     if os.environ.get(ENV_VAR):
         path = Path(os.environ[ENV_VAR]).expanduser()
@@ -48,7 +52,8 @@ def cache_dir() -> Path:
 
 
 def warn_once(message: str) -> None:
-    """A RuntimeWarning about the cache, shown once per session (a chapter trains dozens of models)."""
+    """A RuntimeWarning about the cache, shown once per session (a chapter trains dozens
+    of models)."""
     if message not in _warned:
         _warned.add(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -56,18 +61,22 @@ def warn_once(message: str) -> None:
 
 def no_cache_warning(what: str, err: BaseException) -> str:
     return (
-        f"cannot use the cache for {what} ({type(err).__name__}: {err}); the work goes on without "
-        f"caching. Set {ENV_VAR} to a folder you can write to, to keep results between runs."
+        f"cannot use the cache for {what} ({type(err).__name__}: {err}); the work goes "
+        "on without "
+        f"caching. Set {ENV_VAR} to a folder you can write to, to keep results between "
+        "runs."
     )
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write a file through ``write(f)`` into a temporary file beside it, then rename it into place.
+    """Write a file through ``write(f)`` into a temporary file beside it, then rename it
+    into place.
 
-    The data is flushed to disk (fsync) before the rename, and the rename is atomic on POSIX: a
-    reader sees the old file or the whole new one, even after a crash or a power cut. A temporary
-    left by a writer that was killed (SIGKILL, power cut) is removed by a later write. The file
-    is readable by others (0644), like any file the reader saves.
+    The data is flushed to disk (fsync) before the rename, and the rename is atomic on
+    POSIX: a reader sees the old file or the whole new one, even after a crash or a
+    power cut. A temporary left by a writer that was killed (SIGKILL, power cut) is
+    removed by a later write. The file is readable by others (0644), like any file the
+    reader saves.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)

@@ -1,8 +1,8 @@
-"""Regularizers Omega(h) for `fit(..., penalty=...)`: L1 and KL sparsity, the contractive penalty, and
-the VAE's KL term.
+"""Regularizers Omega(h) for `fit(..., penalty=...)`: L1 and KL sparsity, the
+contractive penalty, and the VAE's KL term.
 
-Each is a small frozen dataclass, so that it can be called as ``penalty(model, x_in, h)``
-inside the training loop and also describes itself to the model cache.
+Each is a small frozen dataclass, so that it can be called as ``penalty(model, x_in,
+h)`` inside the training loop and also describes itself to the model cache.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from torch import nn
 def _check_weight(name: str, value: float) -> None:
     if not value >= 0:  # also catches NaN
         raise ValueError(
-            f"{name} must be >= 0 (it weighs the penalty against the reconstruction), got {value}"
+            f"{name} must be >= 0 (it weighs the penalty against the reconstruction), "
+            f"got {value}"
         )
 
 
 @dataclass(frozen=True)
 class L1Sparsity:
-    """Omega(h) = lam * sum_i |h_i|, averaged over the batch. For a ReLU (or any) code h: (B, k)."""
+    """Omega(h) = lam * sum_i |h_i|, averaged over the batch. For a ReLU (or any) code
+    h: (B, k)."""
 
     lam: float
 
@@ -46,8 +48,9 @@ def kl_bernoulli(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class KLSparsity:
-    """Omega(h) = beta * sum_j KL(rho || rho_hat_j), where rho_hat_j is unit j's mean activation
-    over the batch (Ng's CS294A notes). Needs a code in (0, 1): build the model with code="sigmoid"."""
+    """Omega(h) = beta * sum_j KL(rho || rho_hat_j), where rho_hat_j is unit j's mean
+    activation over the batch (Ng's CS294A notes). Needs a code in (0, 1): build the
+    model with code="sigmoid"."""
 
     beta: float
     rho: float = 0.05
@@ -56,7 +59,8 @@ class KLSparsity:
         _check_weight("beta", self.beta)
         if not 0 < self.rho < 1:
             raise ValueError(
-                f"rho is a target mean activation and must lie in (0, 1), got {self.rho}"
+                "rho is a target mean activation and must lie in (0, 1), got "
+                f"{self.rho}"
             )
 
     def __call__(
@@ -66,14 +70,16 @@ class KLSparsity:
         # a mean activation outside (0, 1) is no Bernoulli rate: KL would be meaningless
         if lo < 0 or hi > 1:
             raise ValueError(
-                f"KLSparsity needs a code in (0, 1), got activations from {lo.item():g} to "
+                "KLSparsity needs a code in (0, 1), got activations from "
+                f"{lo.item():g} to "
                 f"{hi.item():g}; build the model with code='sigmoid'"
             )
         return self.beta * kl_bernoulli(self.rho, h.mean(dim=0)).sum()
 
 
 def jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """||df/dx||_F^2 for every row of x (B, D) -> (B,), by automatic differentiation; any encoder.
+    """||df/dx||_F^2 for every row of x (B, D) -> (B,), by automatic differentiation;
+    any encoder.
 
     Differentiable with respect to the encoder's parameters, so it can be trained on.
     """
@@ -85,7 +91,8 @@ def jacobian_norm_sq(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def sigmoid_jacobian_norm_sq(weight: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """The same for one sigmoid layer h = sigmoid(W x + b), in closed form (Rifai et al. 2011):
+    """The same for one sigmoid layer h = sigmoid(W x + b), in closed form (Rifai et al.
+    2011):
     ||J||_F^2 = sum_j (h_j (1 - h_j))^2 ||W_j||^2. weight: (k, D), h: (B, k) -> (B,)."""
     return ((h * (1 - h)) ** 2 * weight.pow(2).sum(dim=1)).sum(dim=1)
 
@@ -103,10 +110,12 @@ def _single_sigmoid_layer(encoder: nn.Module) -> nn.Linear | None:
 
 @dataclass(frozen=True)
 class Contractive:
-    """Omega = lam * ||df/dx||_F^2, averaged over the batch: the contractive autoencoder.
+    """Omega = lam * ||df/dx||_F^2, averaged over the batch: the contractive
+    autoencoder.
 
-    ``method="auto"`` uses the closed form when the encoder is one linear layer followed by a
-    sigmoid, and automatic differentiation otherwise; ``"closed-form"`` or ``"autograd"`` force one.
+    ``method="auto"`` uses the closed form when the encoder is one linear layer followed
+    by a sigmoid, and automatic differentiation otherwise; ``"closed-form"`` or
+    ``"autograd"`` force one.
     """
 
     lam: float
@@ -116,7 +125,8 @@ class Contractive:
         _check_weight("lam", self.lam)
         if self.method not in ("auto", "closed-form", "autograd"):
             raise ValueError(
-                f"method must be 'auto', 'closed-form' or 'autograd', got {self.method!r}"
+                "method must be 'auto', 'closed-form' or 'autograd', got "
+                f"{self.method!r}"
             )
 
     def __call__(
@@ -134,7 +144,8 @@ def encoder_jacobian_norm_sq(
     h: torch.Tensor | None = None,
     method: str = "auto",
 ) -> torch.Tensor:
-    """||df/dx||_F^2 per row of x (B, D) -> (B,), choosing the closed form where it applies."""
+    """||df/dx||_F^2 per row of x (B, D) -> (B,), choosing the closed form where it
+    applies."""
     layer = _single_sigmoid_layer(encoder)
     if method == "closed-form" and layer is None:
         raise ValueError(
@@ -146,7 +157,8 @@ def encoder_jacobian_norm_sq(
 
 
 def gaussian_kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu_j, exp(logvar_j)) || N(0, 1)) in nats for every unit j of every row: (B, k), (B, k) -> (B, k).
+    """KL(N(mu_j, exp(logvar_j)) || N(0, 1)) in nats for every unit j of every row: (B,
+    k), (B, k) -> (B, k).
 
     Closed form: 1/2 * (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2).
     """
@@ -154,19 +166,21 @@ def gaussian_kl_per_unit(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, per row: (B, k), (B, k) -> (B,); with a diagonal
-    covariance the units are independent, so it is the sum of `gaussian_kl_per_unit` over them."""
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) in nats, per row: (B, k), (B, k) -> (B,);
+    with a diagonal covariance the units are independent, so it is the sum of
+    `gaussian_kl_per_unit` over them."""
     return gaussian_kl_per_unit(mu, logvar).sum(dim=1)
 
 
 @dataclass(frozen=True)
 class GaussianKL:
-    """The VAE's KL term as a `fit` penalty: beta * KL(q(h | x) || N(0, I)), averaged over the batch and
-    divided by the number of pixels D.
+    """The VAE's KL term as a `fit` penalty: beta * KL(q(h | x) || N(0, I)), averaged
+    over the batch and divided by the number of pixels D.
 
-    `fit`'s reconstruction loss is a mean over pixels, so with ``loss="bce"`` and beta = 1 the
-    objective is exactly -ELBO / D per image (a Bernoulli decoder); beta != 1 is the beta-VAE
-    (Higgins et al., 2017). Needs a model with ``posterior(x) -> (mu, logvar)``, such as `VAE`.
+    `fit`'s reconstruction loss is a mean over pixels, so with ``loss="bce"`` and beta =
+    1 the objective is exactly -ELBO / D per image (a Bernoulli decoder); beta != 1 is
+    the beta-VAE (Higgins et al., 2017). Needs a model with ``posterior(x) -> (mu,
+    logvar)``, such as `VAE`.
     """
 
     beta: float = 1.0
@@ -179,7 +193,8 @@ class GaussianKL:
     ) -> torch.Tensor:
         if not hasattr(model, "posterior"):
             raise TypeError(
-                f"GaussianKL needs a model with posterior(x) -> (mu, logvar), such as aebook.models.VAE; "
+                "GaussianKL needs a model with posterior(x) -> (mu, logvar), such as "
+                "aebook.models.VAE; "
                 f"got {type(model).__name__}"
             )
         # the same q(h | x) the sample h was drawn from

@@ -1,6 +1,7 @@
 """Figures: image grids, reconstruction rows, loss curves and the architecture diagram.
 
-Nothing here changes matplotlib's global style; every function draws on the axes it is given or makes.
+Nothing here changes matplotlib's global style; every function draws on the axes it is
+given or makes.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from .training import History
 
 
 def image_grid(x: torch.Tensor, nrow: int = 10, padding: int = 2) -> np.ndarray:
-    """(N, 784) images in [0, 1] -> one (H, W) array, ``nrow`` images per row, ``padding`` white pixels
-    around each (the layout of torchvision's make_grid, without importing torchvision: 1.7 s)."""
+    """(N, 784) images in [0, 1] -> one (H, W) array, ``nrow`` images per row,
+    ``padding`` white pixels around each (the layout of torchvision's make_grid, without
+    importing torchvision: 1.7 s)."""
     if x.ndim != 2 or x.shape[1] != IMAGE_SHAPE[0] * IMAGE_SHAPE[1]:
         raise ValueError(
-            f"expected (N, {IMAGE_SHAPE[0] * IMAGE_SHAPE[1]}) flattened images, got {tuple(x.shape)}"
+            f"expected (N, {IMAGE_SHAPE[0] * IMAGE_SHAPE[1]}) flattened images, got "
+            f"{tuple(x.shape)}"
         )
     if isinstance(nrow, bool) or not isinstance(nrow, int) or nrow < 1 or padding < 0:
         raise ValueError(
-            f"need a whole number nrow >= 1 and padding >= 0, got nrow={nrow!r}, padding={padding!r}"
+            f"need a whole number nrow >= 1 and padding >= 0, got nrow={nrow!r}, "
+            f"padding={padding!r}"
         )
     imgs = x.detach().cpu().float().clamp(0, 1).reshape(-1, *IMAGE_SHAPE).numpy()
     (h, w), cols = IMAGE_SHAPE, min(nrow, len(imgs))
@@ -65,7 +69,8 @@ def show_images(
 
 
 def show_rows(rows: Mapping[str, torch.Tensor], n: int = 10) -> Figure:
-    """One labelled row of ``n`` images per entry, e.g. {"original": x, "reconstruction": r}."""
+    """One labelled row of ``n`` images per entry, e.g. {"original": x,
+    "reconstruction": r}."""
     fig, axes = plt.subplots(
         len(rows), 1, figsize=(n * 0.65, 0.8 * len(rows)), squeeze=False
     )
@@ -106,13 +111,15 @@ def plot_losses(
 
 
 def draw_architecture(path: str | Path | None = None) -> Figure:
-    """The autoencoder diagram: input x, encoder f, code h, decoder g, reconstruction r. Saved as PNG if ``path``."""
+    """The autoencoder diagram: input x, encoder f, code h, decoder g, reconstruction r.
+    Saved as PNG if ``path``."""
     fig, ax = plt.subplots(figsize=(8, 3))
     ax.set_xlim(0, 10)
     ax.set_ylim(0, 4)
     ax.set_axis_off()
     blue, orange, green = "#4c72b0", "#dd8452", "#55a868"
-    # Bars for the layers: tall for x and r (784 numbers), short for the code h (k numbers).
+    # Bars for the layers: tall for x and r (784 numbers), short for the code h (k
+    # numbers).
     for x0, height, color, label in [
         (0.4, 3.2, blue, "input $x$\n784 pixels"),
         (4.65, 1.0, orange, "code $h$\n$k$ numbers"),

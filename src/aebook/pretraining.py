@@ -1,6 +1,7 @@
-"""Greedy layer-wise pretraining (Hinton & Salakhutdinov, 2006; Bengio et al., 2007): a stack of
-shallow autoencoders, each trained on the codes of the one below, unrolled into one deep one.
-It builds on `cache` (each layer is cached) and `training`, never the other way round."""
+"""Greedy layer-wise pretraining (Hinton & Salakhutdinov, 2006; Bengio et al., 2007): a
+stack of shallow autoencoders, each trained on the codes of the one below, unrolled into
+one deep one. It builds on `cache` (each layer is cached) and `training`, never the
+other way round."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def layer_autoencoder(n_in: int, n_out: int, first: bool, last: bool) -> Autoenc
 
     Its activations are chosen so that the stack unrolls exactly: a ReLU code except at
     the deep model's code layer (identity), and a sigmoid output for the layer that
-    reconstructs pixels, a ReLU output for the ones that reconstruct (non-negative) codes.
+    reconstructs pixels, a ReLU output for the ones that reconstruct (non-negative)
+    codes.
     """
     return Autoencoder(
         [n_in, n_out],
@@ -39,10 +41,11 @@ def greedy_pretrain(
 ) -> tuple[list[Autoencoder], list[History]]:
     """Train a stack of shallow autoencoders, each on the codes of the one before.
 
-    sizes: widths of the deep encoder, input first, e.g. (784, 512, 256, 128, 30). The first
-    layer reconstructs pixels with BCE; the others reconstruct codes with MSE. Each layer is
-    cached by `train_or_load` (as ``{cache_name}-layer{i}``), or with ``cache=False`` trained by
-    `fit` every time. ``fit_kwargs`` go to `fit` (except ``loss`` and ``val_x``, set per layer).
+    sizes: widths of the deep encoder, input first, e.g. (784, 512, 256, 128, 30). The
+    first layer reconstructs pixels with BCE; the others reconstruct codes with MSE.
+    Each layer is cached by `train_or_load` (as ``{cache_name}-layer{i}``), or with
+    ``cache=False`` trained by `fit` every time. ``fit_kwargs`` go to `fit` (except
+    ``loss`` and ``val_x``, set per layer).
     """
     sizes = tuple(sizes)
     if len(sizes) < 2:
@@ -75,17 +78,19 @@ def greedy_pretrain(
 
 
 def unroll(stack: list[Autoencoder]) -> Autoencoder:
-    """One deep autoencoder whose encoder is the stack's encoders in order and whose decoder is
-    their decoders in reverse, with the weights copied: before fine-tuning it computes exactly
-    the stack's composition. The stack must be built by `greedy_pretrain` (`layer_autoencoder`),
-    whose activations make the composition exact; any other stack is a ValueError."""
+    """One deep autoencoder whose encoder is the stack's encoders in order and whose
+    decoder is their decoders in reverse, with the weights copied: before fine-tuning it
+    computes exactly the stack's composition. The stack must be built by
+    `greedy_pretrain` (`layer_autoencoder`), whose activations make the composition
+    exact; any other stack is a ValueError."""
     if not stack:
         raise ValueError("the stack is empty")
     sizes = [stack[0].input_size] + [layer.code_size for layer in stack]
     for a, b in zip(stack[:-1], stack[1:]):
         if a.code_size != b.input_size:
             raise ValueError(
-                f"layers do not chain: a code of {a.code_size} feeds an input of {b.input_size}"
+                f"layers do not chain: a code of {a.code_size} feeds an input of "
+                f"{b.input_size}"
             )
     for i, layer in enumerate(stack):
         # The composition is exact only for the activations layer_autoencoder chooses.
@@ -97,7 +102,8 @@ def unroll(stack: list[Autoencoder]) -> Autoencoder:
                 layer.config if isinstance(layer, Autoencoder) else type(layer).__name__
             )
             raise ValueError(
-                f"layer {i} is {got}, not {expected.config}: unroll composes exactly only a stack "
+                f"layer {i} is {got}, not {expected.config}: unroll composes exactly "
+                "only a stack "
                 f"built by greedy_pretrain (or layer_autoencoder)"
             )
     deep = Autoencoder(

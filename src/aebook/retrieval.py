@@ -1,6 +1,6 @@
-"""Search with codes: nearest neighbours in float codes and in packed binary codes, precision at k,
-and the binary codes a practitioner would try before an autoencoder (signs of PCA projections,
-random-projection hashing)."""
+"""Search with codes: nearest neighbours in float codes and in packed binary codes,
+precision at k, and the binary codes a practitioner would try before an autoencoder
+(signs of PCA projections, random-projection hashing)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,18 @@ def nearest(
     k: int = 10,
     batch_size: int = 1024,
 ) -> np.ndarray:
-    """Indices (Q, k) of each query's k nearest database rows by Euclidean distance, nearest first.
+    """Indices (Q, k) of each query's k nearest database rows by Euclidean distance,
+    nearest first.
 
-    database (N, d), queries (Q, d), float codes or pixels. Exhaustive: every distance is computed.
+    database (N, d), queries (Q, d), float codes or pixels. Exhaustive: every distance
+    is computed.
     """
     db, q = (
         torch.as_tensor(_as_array(a), dtype=torch.float32) for a in (database, queries)
     )
     _check(db, q, k)
-    # (N,): ||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2, and ||b||^2 does not change the order
+    # (N,): ||a - b||^2 = ||a||^2 - 2 a.b + ||b||^2, and ||b||^2 does not change the
+    # order
     sq = db.pow(2).sum(1)
     out = [
         torch.topk(sq - 2 * qb @ db.T, k, dim=1, largest=False).indices
@@ -40,20 +43,24 @@ def nearest(
 
 
 def pack_bits(codes: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Binary codes (N, bits) of 0/1 (or booleans) packed 8 to a byte: (N, ceil(bits / 8)) uint8."""
+    """Binary codes (N, bits) of 0/1 (or booleans) packed 8 to a byte: (N, ceil(bits /
+    8)) uint8."""
     c = _as_array(codes)
     if c.ndim != 2 or not np.isin(c, (0, 1)).all():
         raise ValueError(
-            f"expected an (N, bits) array of 0s and 1s, got shape {c.shape}; threshold the codes first, "
+            f"expected an (N, bits) array of 0s and 1s, got shape {c.shape}; threshold "
+            "the codes first, "
             f"e.g. (h > 0.5)"
         )
     return np.packbits(c.astype(np.uint8), axis=1)
 
 
 def hamming_distances(database: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Hamming distances (Q, N) int32 between packed codes: database (N, B), queries (Q, B) from `pack_bits`.
+    """Hamming distances (Q, N) int32 between packed codes: database (N, B), queries (Q,
+    B) from `pack_bits`.
 
-    Exhaustive: one XOR and one popcount per pair (per machine word, for codes of 1, 2, 4 or 8 bytes).
+    Exhaustive: one XOR and one popcount per pair (per machine word, for codes of 1, 2,
+    4 or 8 bytes).
     """
     _check_packed(database, queries)
     width = database.shape[1]
@@ -72,10 +79,12 @@ def hamming_distances(database: np.ndarray, queries: np.ndarray) -> np.ndarray:
 def hamming_nearest(
     database: np.ndarray, queries: np.ndarray, k: int = 10, batch_size: int = 256
 ) -> np.ndarray:
-    """Indices (Q, k) of each query's k nearest database codes by Hamming distance, nearest first.
+    """Indices (Q, k) of each query's k nearest database codes by Hamming distance,
+    nearest first.
 
-    database (N, B), queries (Q, B): codes packed by `pack_bits`. Ties keep the database order (the
-    search ranks by distance, then by index), so the result is the same on every run.
+    database (N, B), queries (Q, B): codes packed by `pack_bits`. Ties keep the database
+    order (the search ranks by distance, then by index), so the result is the same on
+    every run.
     """
     _check_packed(database, queries)
     _check(database, queries, k)
@@ -102,10 +111,10 @@ def precision_within_radius(
     query_labels: torch.Tensor | np.ndarray,
     radius: int = 2,
 ) -> tuple[float, float]:
-    """Salakhutdinov & Hinton's protocol: every database code within Hamming ``radius`` of the query is
-    returned, however many (no ties to break). Returns (mean precision over queries, a query that
-    returns nothing counting 0; the share of queries that return nothing). Packed codes as in
-    `hamming_distances`."""
+    """Salakhutdinov & Hinton's protocol: every database code within Hamming ``radius``
+    of the query is returned, however many (no ties to break). Returns (mean precision
+    over queries, a query that returns nothing counting 0; the share of queries that
+    return nothing). Packed codes as in `hamming_distances`."""
     db_y, q_y = _as_array(database_labels), _as_array(query_labels)
     within = hamming_distances(database, queries) <= radius  # (Q, N)
     found = within.sum(1)
@@ -115,7 +124,8 @@ def precision_within_radius(
 
 
 def code_table(database: np.ndarray) -> dict[bytes, list[int]]:
-    """The database's packed codes (N, B) as addresses: code -> the indices of the rows that have it."""
+    """The database's packed codes (N, B) as addresses: code -> the indices of the rows
+    that have it."""
     table: dict[bytes, list[int]] = {}
     for i, row in enumerate(database):
         table.setdefault(row.tobytes(), []).append(i)
@@ -125,9 +135,10 @@ def code_table(database: np.ndarray) -> dict[bytes, list[int]]:
 def lookup_within(
     table: dict[bytes, list[int]], query: np.ndarray, radius: int
 ) -> list[int]:
-    """Database indices whose code is within Hamming ``radius`` of one packed query code (B,), found by
-    visiting every address that differs from the query in at most ``radius`` bits: no comparison with
-    the stored codes, so the time depends on the number of addresses, not on the database size."""
+    """Database indices whose code is within Hamming ``radius`` of one packed query code
+    (B,), found by visiting every address that differs from the query in at most
+    ``radius`` bits: no comparison with the stored codes, so the time depends on the
+    number of addresses, not on the database size."""
     bits = np.unpackbits(query)
     found: list[int] = []
     for r in range(radius + 1):
@@ -148,7 +159,8 @@ def _check_packed(database: np.ndarray, queries: np.ndarray) -> None:
         or database.shape[1:] != queries.shape[1:]
     ):
         raise ValueError(
-            "expected two packed uint8 code arrays (from pack_bits) with the same number of bytes"
+            "expected two packed uint8 code arrays (from pack_bits) with the same "
+            "number of bytes"
         )
 
 
@@ -170,12 +182,14 @@ def precision_at_k(
     query_labels: torch.Tensor | np.ndarray,
     per_query: bool = False,
 ) -> float | np.ndarray:
-    """The share of the neighbours (Q, k) whose label is their query's: mean precision at k, in [0, 1]
-    (or each query's, (Q,), with ``per_query``: for paired comparisons of two searches)."""
+    """The share of the neighbours (Q, k) whose label is their query's: mean precision
+    at k, in [0, 1] (or each query's, (Q,), with ``per_query``: for paired comparisons
+    of two searches)."""
     db_y, q_y = _as_array(database_labels), _as_array(query_labels)
     if len(neighbours) != len(q_y):
         raise ValueError(
-            f"need one row of neighbours per query label, got {len(neighbours)} and {len(q_y)}"
+            f"need one row of neighbours per query label, got {len(neighbours)} and "
+            f"{len(q_y)}"
         )
     each = (db_y[neighbours] == q_y[:, None]).mean(1)
     return each if per_query else float(each.mean())
@@ -184,17 +198,18 @@ def precision_at_k(
 def sign_codes(
     x: torch.Tensor, directions: torch.Tensor, mean: torch.Tensor
 ) -> torch.Tensor:
-    """Bits (N, bits) of 0/1: which side of each hyperplane through ``mean`` normal to ``directions``
-    (bits, D) each row of x (N, D) lies on."""
+    """Bits (N, bits) of 0/1: which side of each hyperplane through ``mean`` normal to
+    ``directions`` (bits, D) each row of x (N, D) lies on."""
     return ((x - mean) @ directions.T > 0).to(torch.uint8)
 
 
 def pca_directions(train_x: torch.Tensor, bits: int) -> torch.Tensor:
-    """The top ``bits`` principal directions of train_x (N, D): (bits, D), orthonormal rows (the book's one PCA fit)."""
+    """The top ``bits`` principal directions of train_x (N, D): (bits, D), orthonormal
+    rows (the book's one PCA fit)."""
     return torch.from_numpy(pca_fit(train_x, bits).components_).float()
 
 
 def random_directions(dim: int, bits: int, seed: int = 0) -> torch.Tensor:
-    """``bits`` random Gaussian directions in ``dim`` dimensions, (bits, dim): sign random projections,
-    the locality-sensitive hashing of angles (Charikar, 2002)."""
+    """``bits`` random Gaussian directions in ``dim`` dimensions, (bits, dim): sign
+    random projections, the locality-sensitive hashing of angles (Charikar, 2002)."""
     return torch.randn(bits, dim, generator=torch.Generator().manual_seed(seed))

@@ -1,6 +1,7 @@
-"""The sparse autoencoder of interpretability research: an overcomplete dictionary trained on a network's
-activations, with a ReLU code (sparse by `aebook.penalties.L1Sparsity`) or a TopK code (Gao et al., 2024),
-and the auxiliary loss that revives dead TopK latents. `fit` trains it like any autoencoder."""
+"""The sparse autoencoder of interpretability research: an overcomplete dictionary
+trained on a network's activations, with a ReLU code (sparse by
+`aebook.penalties.L1Sparsity`) or a TopK code (Gao et al., 2024), and the auxiliary loss
+that revives dead TopK latents. `fit` trains it like any autoencoder."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from .models import FlatAutoencoder, Spec, _pair, _whole
 class SAEConfig(Spec):
     """The plain spec a `SparseAutoencoder` is built from (and cached under)."""
 
-    # (d, width): the activations' width and the number of latents (the dictionary's size)
+    # (d, width): the activations' width and the number of latents (the dictionary's
+    # size)
     sizes: tuple[int, int]
     # TopK: keep the k largest pre-activations of each input; None: a ReLU code
     k: int | None = None
@@ -34,15 +36,17 @@ class SAEConfig(Spec):
 
 
 class SparseAutoencoder(FlatAutoencoder):
-    """x (B, d) -> h = act(W_enc (x - b_dec) + b_enc) (B, width) -> x_hat = D h + b_dec (B, d).
+    """x (B, d) -> h = act(W_enc (x - b_dec) + b_enc) (B, width) -> x_hat = D h + b_dec
+    (B, d).
 
-    act is a ReLU, or with ``k`` a TopK: the k largest pre-activations of each input are kept (and
-    ReLU'd), the rest set to zero. The dictionary D (d, width) is ``W_dec`` with each column scaled to
-    unit norm in the forward pass, so a latent's size lives in h alone and an L1 penalty on h cannot
-    be dodged by shrinking h and growing D. The encoder starts as D's transpose (Gao et al., 2024).
+    act is a ReLU, or with ``k`` a TopK: the k largest pre-activations of each input are
+    kept (and ReLU'd), the rest set to zero. The dictionary D (d, width) is ``W_dec``
+    with each column scaled to unit norm in the forward pass, so a latent's size lives
+    in h alone and an L1 penalty on h cannot be dodged by shrinking h and growing D. The
+    encoder starts as D's transpose (Gao et al., 2024).
 
-    While training, the model counts for each latent how many inputs it has seen since it last fired
-    (``since_fired``): `TopKAuxiliary` uses it to find dead latents.
+    While training, the model counts for each latent how many inputs it has seen since
+    it last fired (``since_fired``): `TopKAuxiliary` uses it to find dead latents.
     """
 
     def __init__(self, d: int, width: int, k: int | None = None) -> None:
@@ -75,10 +79,11 @@ class SparseAutoencoder(FlatAutoencoder):
     def start_from(
         self, directions: torch.Tensor, others_off: bool = False
     ) -> SparseAutoencoder:
-        """Make the first m latents the directions (d, m), normalised, as atoms and encoder rows, with zero
-        encoder bias; with ``others_off`` the other latents get a bias so negative that they never fire.
-        Returns self. Given +-PCA directions and `center`, a TopK code then keeps the k largest
-        |PCA coefficients| of each input: the model contains `aebook.metrics.pca_topk_reconstruct`."""
+        """Make the first m latents the directions (d, m), normalised, as atoms and
+        encoder rows, with zero encoder bias; with ``others_off`` the other latents get
+        a bias so negative that they never fire. Returns self. Given +-PCA directions
+        and `center`, a TopK code then keeps the k largest |PCA coefficients| of each
+        input: the model contains `aebook.metrics.pca_topk_reconstruct`."""
         d, width = self.config.sizes
         if (
             directions.ndim != 2
@@ -101,7 +106,8 @@ class SparseAutoencoder(FlatAutoencoder):
 
     @property
     def dictionary(self) -> torch.Tensor:
-        """The unit-norm decoder columns, (d, width): latent j adds h_j times column j to x_hat."""
+        """The unit-norm decoder columns, (d, width): latent j adds h_j times column j
+        to x_hat."""
         return F.normalize(self.W_dec, dim=0)
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,12 +146,13 @@ class SparseAutoencoder(FlatAutoencoder):
 @dataclass(frozen=True)
 class TopKAuxiliary:
     """Gao et al.'s (2024) auxiliary loss, a `fit` penalty for a `SparseAutoencoder`:
-    ``coef * ||e_hat - e||^2 / ||e - mean(e)||^2`` over the batch, where e = x - x_hat is the main
-    reconstruction's error (held fixed) and e_hat is e reconstructed by the ``k_aux`` largest
-    pre-activations among the dead latents alone, those that have not fired for ``dead_after`` inputs.
-    It gives dead latents a gradient towards what the live ones miss; zero while no latent is dead.
-    Dividing by the error's own variance, as Gao et al.'s code does, keeps the term's weight the same
-    however small the main error has become."""
+    ``coef * ||e_hat - e||^2 / ||e - mean(e)||^2`` over the batch, where e = x - x_hat
+    is the main reconstruction's error (held fixed) and e_hat is e reconstructed by the
+    ``k_aux`` largest pre-activations among the dead latents alone, those that have not
+    fired for ``dead_after`` inputs. It gives dead latents a gradient towards what the
+    live ones miss; zero while no latent is dead. Dividing by the error's own variance,
+    as Gao et al.'s code does, keeps the term's weight the same however small the main
+    error has become."""
 
     k_aux: int
     dead_after: int

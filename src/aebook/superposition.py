@@ -1,5 +1,6 @@
-"""The toy model of superposition (Elhage et al., 2022): n sparse features squeezed through m < n dimensions,
-the data it is trained on, and the numbers that say which features it kept and how."""
+"""The toy model of superposition (Elhage et al., 2022): n sparse features squeezed
+through m < n dimensions, the data it is trained on, and the numbers that say which
+features it kept and how."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ class ToyConfig(Spec):
 class ToyModel(FlatAutoencoder):
     """h = W x, x' = ReLU(W^T h + b): x (B, n) -> h (B, m) -> x' (B, n), with W (m, n).
 
-    Column W_i is where feature i lands in the hidden space. The ReLU lets the model filter out
-    the small interference of other features that share a direction, which is what makes
-    superposition pay once features are rarely active together. The decoder is the encoder's
-    layer transposed (`TransposedLinear`), with the bias b as its only parameter.
+    Column W_i is where feature i lands in the hidden space. The ReLU lets the model
+    filter out the small interference of other features that share a direction, which is
+    what makes superposition pay once features are rarely active together. The decoder
+    is the encoder's layer transposed (`TransposedLinear`), with the bias b as its only
+    parameter.
     """
 
     def __init__(self, n: int, m: int) -> None:
@@ -64,12 +66,14 @@ class ToyModel(FlatAutoencoder):
 
 
 def toy_features(n_samples: int, n: int, density: float, seed: int = 0) -> torch.Tensor:
-    """Synthetic sparse features (n_samples, n): each is 0 with probability 1 - ``density``, else uniform in [0, 1],
-    independently of the others (Elhage et al.'s data)."""
+    """Synthetic sparse features (n_samples, n): each is 0 with probability 1 -
+    ``density``, else uniform in [0, 1], independently of the others (Elhage et al.'s
+    data)."""
     n_samples, n = _whole(n_samples, "sample count"), _whole(n, "feature count")
     if n_samples < 1 or n < 1 or not 0 < density <= 1:
         raise ValueError(
-            f"need n_samples >= 1, n >= 1 and a density in (0, 1]; got {n_samples}, {n}, {density}"
+            f"need n_samples >= 1, n >= 1 and a density in (0, 1]; got {n_samples}, "
+            f"{n}, {density}"
         )
     gen = torch.Generator().manual_seed(seed)
     values = torch.rand(n_samples, n, generator=gen)
@@ -77,14 +81,16 @@ def toy_features(n_samples: int, n: int, density: float, seed: int = 0) -> torch
 
 
 def importance(n: int, decay: float = 0.9) -> torch.Tensor:
-    """Feature importances decay ** i for i = 0..n-1, (n,): the weights of the toy's squared errors."""
+    """Feature importances decay ** i for i = 0..n-1, (n,): the weights of the toy's
+    squared errors."""
     if not 0 < decay <= 1:
         raise ValueError(f"decay must lie in (0, 1], got {decay}")
     return decay ** torch.arange(_whole(n, "feature count"), dtype=torch.float32)
 
 
 def feature_norms(model: ToyModel) -> torch.Tensor:
-    """||W_i|| for each feature, (n,): near 1 for a feature the model represents, near 0 for one it drops."""
+    """||W_i|| for each feature, (n,): near 1 for a feature the model represents, near 0
+    for one it drops."""
     return model.W.detach().norm(dim=0)
 
 
@@ -94,13 +100,15 @@ def represented(model: ToyModel, threshold: float = 0.5) -> torch.Tensor:
 
 
 def angular_gaps(directions: torch.Tensor) -> torch.Tensor:
-    """The gaps in degrees between neighbouring 2-D directions (2, j) around the circle, sorted: (j,), summing to 360.
+    """The gaps in degrees between neighbouring 2-D directions (2, j) around the circle,
+    sorted: (j,), summing to 360.
 
     A regular polygon of j features has every gap at 360 / j.
     """
     if directions.ndim != 2 or directions.shape[0] != 2 or directions.shape[1] < 1:
         raise ValueError(
-            f"expected 2-D directions of shape (2, j) with j >= 1, got {tuple(directions.shape)}"
+            "expected 2-D directions of shape (2, j) with j >= 1, got "
+            f"{tuple(directions.shape)}"
         )
     angles = torch.atan2(directions[1], directions[0]).sort().values
     gaps = torch.diff(torch.cat([angles, angles[:1] + 2 * math.pi]))

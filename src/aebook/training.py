@@ -1,4 +1,5 @@
-"""The one training loop of the book, with hooks for a penalty Omega(h), an input corruption and an augmentation."""
+"""The one training loop of the book, with hooks for a penalty Omega(h), an input
+corruption and an augmentation."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from torch import nn
 # penalty(model, x_in, h) -> scalar Omega(h), added to the reconstruction loss.
 #   x_in: (B, D) the (possibly corrupted) input the encoder saw; h: (B, k) its code.
 Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-# corrupt(x, generator) -> x~: (B, D) -> (B, D), drawing its randomness from the generator.
+# corrupt(x, generator) -> x~: (B, D) -> (B, D), drawing its randomness from the
+# generator.
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-# augment(x, generator) -> x': (B, D) -> (B, D), applied to the batch itself: x' is both input and target.
+# augment(x, generator) -> x': (B, D) -> (B, D), applied to the batch itself: x' is both
+# input and target.
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-# track(model) -> {name: number}, called after every epoch with the model in eval mode (a VAE's test ELBO, say).
+# track(model) -> {name: number}, called after every epoch with the model in eval mode
+# (a VAE's test ELBO, say).
 Tracker = Callable[[nn.Module], Mapping[str, float]]
 
 LOSSES = ("mse", "bce")
@@ -42,7 +46,8 @@ class History:
 
     @property
     def best_epoch(self) -> int:
-        """The epoch (from 1) with the lowest validation loss; 0 without validation losses."""
+        """The epoch (from 1) with the lowest validation loss; 0 without validation
+        losses."""
         return self.val_loss.index(min(self.val_loss)) + 1 if self.val_loss else 0
 
     def to_dict(self) -> dict:
@@ -65,20 +70,22 @@ def flush_denormals() -> None:
     """Make the CPU treat floats below float32's normal range (1.2e-38) as zero.
 
     Late in a long run, the smallest gradients and Adam's moments sink into that range,
-    where every CPU operation on them is many times slower: chapter 6's 150-epoch network
-    took 0.41 s an epoch at the start and 0.66 s at the end, 90 s in all, and 53 s with
-    them flushed, its losses unchanged in every printed digit. It is a per-thread CPU
-    setting that new threads inherit, so it has to come before PyTorch starts its worker
-    threads (the first large operation): ``resolve_device``, every chapter's first call,
-    makes it. It does nothing on a GPU.
+    where every CPU operation on them is many times slower: chapter 6's 150-epoch
+    network took 0.41 s an epoch at the start and 0.66 s at the end, 90 s in all, and 53
+    s with them flushed, its losses unchanged in every printed digit. It is a per-thread
+    CPU setting that new threads inherit, so it has to come before PyTorch starts its
+    worker threads (the first large operation): ``resolve_device``, every chapter's
+    first call, makes it. It does nothing on a GPU.
     """
     torch.set_flush_denormal(True)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks is a ValueError.
+    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks
+    is a ValueError.
 
-    It also flushes denormal floats to zero (``flush_denormals``), before any computation.
+    It also flushes denormal floats to zero (``flush_denormals``), before any
+    computation.
     """
     flush_denormals()
     if str(device) != "auto":
@@ -86,18 +93,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             dev = torch.device(device)
         except (RuntimeError, TypeError) as err:
             raise ValueError(
-                f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or 'mps'"
+                f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or "
+                "'mps'"
             ) from err
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(
-                f"device={device!r} but this machine has no CUDA GPU; use device='auto', which "
+                f"device={device!r} but this machine has no CUDA GPU; use "
+                "device='auto', which "
                 f"takes a GPU where there is one and the CPU elsewhere"
             )
         if dev.type == "mps" and not (
             getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
         ):
             raise ValueError(
-                f"device={device!r} but Apple's MPS is not available here; use device='auto'"
+                f"device={device!r} but Apple's MPS is not available here; use "
+                "device='auto'"
             )
         return dev
     if torch.cuda.is_available():
@@ -116,8 +126,8 @@ def reconstruction_loss(
     loss: str = "mse",
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over batch and pixels. r, x: (B, D); ``weight`` (D,), if given, scales each dimension's error
-    (a toy model's feature importance), still divided by D."""
+    """Mean over batch and pixels. r, x: (B, D); ``weight`` (D,), if given, scales each
+    dimension's error (a toy model's feature importance), still divided by D."""
     if loss == "mse":
         return F.mse_loss(r, x) if weight is None else ((r - x).pow(2) * weight).mean()
     if loss == "bce":
@@ -130,9 +140,11 @@ def reconstruction_loss(
 
 
 def as_float_data(x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` as a float32 tensor (float64 and float16 are converted); integer images are refused.
+    """``x`` as a float32 tensor (float64 and float16 are converted); integer images are
+    refused.
 
-    uint8 images would silently train on values up to 255: the caller has to say how to scale.
+    uint8 images would silently train on values up to 255: the caller has to say how to
+    scale.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
@@ -190,14 +202,16 @@ def _check_fit_args(
         or not bool((loss_weight >= 0).all() & torch.isfinite(loss_weight).all())
     ):
         raise ValueError(
-            f"loss_weight must be a tensor of {train_x.shape[1]} finite weights >= 0, one per dimension "
+            f"loss_weight must be a tensor of {train_x.shape[1]} finite weights >= 0, "
+            "one per dimension "
             f"of train_x, got {getattr(loss_weight, 'shape', loss_weight)!r}"
         )
     if val_x is not None:
         _check_data(val_x, "val_x", train_x.shape[1])
     if epochs < 1 or batch_size < 1 or not 0 < lr < math.inf:
         raise ValueError(
-            f"need epochs >= 1, batch_size >= 1 and a finite lr > 0; got {epochs}, {batch_size}, {lr}"
+            f"need epochs >= 1, batch_size >= 1 and a finite lr > 0; got {epochs}, "
+            f"{batch_size}, {lr}"
         )
     if loss not in LOSSES:
         raise ValueError(
@@ -205,7 +219,8 @@ def _check_fit_args(
         )
     if schedule not in SCHEDULES:
         raise ValueError(
-            f"unknown schedule {schedule!r}; choose one of {', '.join(map(repr, SCHEDULES))}"
+            f"unknown schedule {schedule!r}; choose one of "
+            f"{', '.join(map(repr, SCHEDULES))}"
         )
     if patience is not None and (val_x is None or patience < 1):
         raise ValueError(
@@ -222,10 +237,12 @@ def _check_fit_args(
 
 
 def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam over ``model``'s parameters, with the fused update on CPU and CUDA (PyTorch >= 2.4).
+    """Adam over ``model``'s parameters, with the fused update on CPU and CUDA (PyTorch
+    >= 2.4).
 
-    On two CPU cores the fused update trains the deep chapter's network about 30% faster than
-    the default one, and it is as deterministic. Other devices get the default update.
+    On two CPU cores the fused update trains the deep chapter's network about 30% faster
+    than the default one, and it is as deterministic. Other devices get the default
+    update.
     """
     params = list(model.parameters())
     fused = all(
@@ -257,28 +274,34 @@ def fit(
     track: Tracker | None = None,
     loss_weight: torch.Tensor | None = None,
 ) -> History:
-    """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D) with Adam.
+    """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D)
+    with Adam.
 
-    Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x) and
-    ``Omega = penalty(model, x~, h)`` (or 0). With ``augment``, each batch is first replaced by
-    ``augment(x)`` (randomly shifted images, say), which is then both the input and the target.
-    ``track(model)``, if given, is called after every epoch with the model in eval mode; the numbers
-    it returns are kept in ``history.tracked`` (it should draw any randomness from its own generator,
-    so that watching a run does not change it). ``loss_weight`` (D,) weighs each dimension's reconstruction
-    error, in training and validation: a toy model's feature importance. ``schedule="cosine"`` anneals the learning rate from ``lr`` to zero over the run, which lets a
-    model settle into its optimum instead of jittering around it at a constant step size. Batches are
-    sliced from the in-memory tensor in an order drawn from ``seed``, so on the CPU the same seed, the
-    same initial weights and the same number of threads give bit-identical losses (another thread
-    count can change the last bits of a sum). The model is left in eval mode on ``device``.
-    Denormal floats are flushed to zero (see ``flush_denormals``).
+    Each step minimises ``L(x, g(f(x~))) + Omega(h)`` where ``x~ = corrupt(x)`` (or x)
+    and ``Omega = penalty(model, x~, h)`` (or 0). With ``augment``, each batch is first
+    replaced by ``augment(x)`` (randomly shifted images, say), which is then both the
+    input and the target. ``track(model)``, if given, is called after every epoch with
+    the model in eval mode; the numbers it returns are kept in ``history.tracked`` (it
+    should draw any randomness from its own generator, so that watching a run does not
+    change it). ``loss_weight`` (D,) weighs each dimension's reconstruction error, in
+    training and validation: a toy model's feature importance. ``schedule="cosine"``
+    anneals the learning rate from ``lr`` to zero over the run, which lets a model
+    settle into its optimum instead of jittering around it at a constant step size.
+    Batches are sliced from the in-memory tensor in an order drawn from ``seed``, so on
+    the CPU the same seed, the same initial weights and the same number of threads give
+    bit-identical losses (another thread count can change the last bits of a sum). The
+    model is left in eval mode on ``device``. Denormal floats are flushed to zero (see
+    ``flush_denormals``).
 
-    Bad input is a ValueError that says what to do: empty data, data with NaN or inf, integer
-    images. NumPy scalars are taken as numbers and float64 data as float32. A loss that turns
-    NaN or infinite stops the run with a FloatingPointError naming the epoch.
+    Bad input is a ValueError that says what to do: empty data, data with NaN or inf,
+    integer images. NumPy scalars are taken as numbers and float64 data as float32. A
+    loss that turns NaN or infinite stops the run with a FloatingPointError naming the
+    epoch.
 
-    Early stopping: with ``patience`` (and ``val_x``), training stops once the validation loss
-    has not improved for ``patience`` epochs, and the model gets back the weights of its best
-    epoch (``history.best_epoch``). The cosine schedule still spans all ``epochs``.
+    Early stopping: with ``patience`` (and ``val_x``), training stops once the
+    validation loss has not improved for ``patience`` epochs, and the model gets back
+    the weights of its best epoch (``history.best_epoch``). The cosine schedule still
+    spans all ``epochs``.
     """
     train_x = as_float_data(train_x, "train_x")
     val_x = as_float_data(val_x, "val_x") if val_x is not None else None
@@ -333,8 +356,10 @@ def fit(
                 omega = penalty(model, x_in, h)
                 if not isinstance(omega, torch.Tensor) or omega.ndim != 0:
                     raise ValueError(
-                        f"the penalty must return a scalar tensor (a 0-d tensor, e.g. .sum() or "
-                        f".mean() of its terms), got {tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}"
+                        "the penalty must return a scalar tensor (a 0-d tensor, e.g. "
+                        ".sum() or "
+                        ".mean() of its terms), got "
+                        f"{tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}"
                     )
                 objective = objective + omega
             opt.zero_grad(set_to_none=True)
@@ -356,9 +381,12 @@ def fit(
             if bar is not None:
                 bar.close()
             raise FloatingPointError(
-                f"the loss became NaN or infinite in epoch {epoch + 1} of {epochs} (lr={lr}); the weights are "
-                f"no longer usable. Try a smaller lr (for example {lr / 10:g}), check the data for extreme "
-                f"values, or a penalty for a large weight, then train a freshly built model"
+                f"the loss became NaN or infinite in epoch {epoch + 1} of {epochs} "
+                f"(lr={lr}); the weights are "
+                f"no longer usable. Try a smaller lr (for example {lr / 10:g}), check "
+                "the data for extreme "
+                "values, or a penalty for a large weight, then train a freshly built "
+                "model"
             )
         if bar is not None:
             bar.update(1)
@@ -380,7 +408,8 @@ def fit(
 
 
 def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> None:
-    """Append the numbers ``track(model)`` returns after ``epoch`` (from 0) to ``history.tracked``."""
+    """Append the numbers ``track(model)`` returns after ``epoch`` (from 0) to
+    ``history.tracked``."""
     model.eval()
     with torch.no_grad():
         numbers = dict(track(model))
@@ -388,7 +417,8 @@ def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> N
         history.tracked.update({name: [] for name in numbers})
     if set(numbers) != set(history.tracked):
         raise ValueError(
-            f"track must return the same names after every epoch; after epoch {epoch + 1} it "
+            "track must return the same names after every epoch; after epoch "
+            f"{epoch + 1} it "
             f"returned {sorted(numbers)}, before {sorted(history.tracked)}"
         )
     for name, value in numbers.items():
@@ -396,7 +426,8 @@ def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> N
 
 
 def _as_int(value: object, name: str) -> int:
-    """A Python int from an int or a NumPy integer; anything else (2.5, "5", True) is a ValueError."""
+    """A Python int from an int or a NumPy integer; anything else (2.5, "5", True) is a
+    ValueError."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     try:
@@ -415,7 +446,8 @@ def _postfix(history: History) -> dict[str, str]:
 
 
 def _progress(epochs: int, enabled: bool):
-    """A bar counting epochs (a widget in notebooks, text in a terminal), or None when disabled."""
+    """A bar counting epochs (a widget in notebooks, text in a terminal), or None when
+    disabled."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
@@ -433,7 +465,8 @@ def evaluate(
     device: str | torch.device = "auto",
     loss_weight: torch.Tensor | None = None,
 ) -> float:
-    """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float (weighted as `fit`'s ``loss_weight``)."""
+    """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float (weighted as
+    `fit`'s ``loss_weight``)."""
     x = as_float_data(x, "x")
     r = reconstruct(model, x, batch_size=batch_size, device=device)
     weight = (
@@ -473,11 +506,13 @@ def batched(
     batch_size: int,
     device: str | torch.device,
 ) -> torch.Tensor:
-    """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode on ``device``.
+    """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode on
+    ``device``.
 
-    Each result (B, ...) is moved to the CPU and the results are concatenated, (N, ...). The model
-    stays on ``device``; its training mode is restored afterwards, also when ``fn`` raises.
-    The caller chooses whether gradients are tracked (the package's callers use no_grad).
+    Each result (B, ...) is moved to the CPU and the results are concatenated, (N, ...).
+    The model stays on ``device``; its training mode is restored afterwards, also when
+    ``fn`` raises. The caller chooses whether gradients are tracked (the package's
+    callers use no_grad).
     """
     dev = resolve_device(device)
     x = as_float_data(x, "x")

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
-    """A figure as compressed PNG bytes (and the figure closed, so the notebook does not show it twice)."""
+    """A figure as compressed PNG bytes (and the figure closed, so the notebook does not
+    show it twice)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -33,10 +34,12 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
 
 
 def image_png(rgb: np.ndarray, colors: int | None = None) -> bytes:
-    """An (H, W, 3) uint8 image as PNG bytes: for panels composed in NumPy, far faster than a figure each.
+    """An (H, W, 3) uint8 image as PNG bytes: for panels composed in NumPy, far faster
+    than a figure each.
 
-    ``colors`` (2 to 256) stores it with a palette of that many colours, a third or less of the
-    bytes for plots and grey digits, which keeps a page of hundreds of panels small.
+    ``colors`` (2 to 256) stores it with a palette of that many colours, a third or less
+    of the bytes for plots and grey digits, which keeps a page of hundreds of panels
+    small.
     """
     from PIL import Image
 
@@ -62,9 +65,9 @@ def has_stack() -> bool:
 
 
 def panel(png: bytes, caption: str, alt: str | None = None) -> widgets.VBox:
-    """One slider position: a caption line above a PNG image, with ``alt`` text for readers who do not
-    see it (the caption when not given). The image is an HTML <img> with the PNG inline, because an
-    ipywidgets ``Image`` has no alt text."""
+    """One slider position: a caption line above a PNG image, with ``alt`` text for
+    readers who do not see it (the caption when not given). The image is an HTML <img>
+    with the PNG inline, because an ipywidgets ``Image`` has no alt text."""
     text = widgets.HTML(f'<div class="aebook-caption">{html.escape(caption)}</div>')
     src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     image = widgets.HTML(
@@ -76,7 +79,8 @@ def panel(png: bytes, caption: str, alt: str | None = None) -> widgets.VBox:
 def _switcher(
     children: Sequence[widgets.Widget], control: widgets.Widget
 ) -> widgets.Widget:
-    """Show ``children[control.index]``: a jslinked Stack on ipywidgets 8, a swapped Box on 7.x."""
+    """Show ``children[control.index]``: a jslinked Stack on ipywidgets 8, a swapped Box
+    on 7.x."""
     if has_stack():
         stack = widgets.Stack(list(children), selected_index=control.index)
         widgets.jslink((control, "index"), (stack, "selected_index"))
@@ -123,8 +127,8 @@ def _nested(
     inner: widgets.Widget,
     outer: widgets.Widget,
 ) -> widgets.Widget:
-    """A switcher of switchers: ``inner`` picks the panel within each row, ``outer`` the row.
-    Both links live in the browser, so the static page needs no kernel."""
+    """A switcher of switchers: ``inner`` picks the panel within each row, ``outer`` the
+    row. Both links live in the browser, so the static page needs no kernel."""
     return _switcher([_switcher(row, inner) for row in rows], outer)
 
 
@@ -134,7 +138,8 @@ def panel_slider_grid(
     description: str,
     choice_description: str,
 ) -> widgets.VBox:
-    """A slider over ``labels`` and buttons over the keys of ``panels``: (key, i) shows ``panels[key][i]``.
+    """A slider over ``labels`` and buttons over the keys of ``panels``: (key, i) shows
+    ``panels[key][i]``.
 
     One slider drives one switcher per key; the buttons pick which switcher is shown.
     """
@@ -160,13 +165,16 @@ def panel_slider_2d(
     x_description: str,
     y_description: str,
 ) -> widgets.VBox:
-    """Two sliders, x over ``x_labels`` and y over ``y_labels``: (x_labels[i], y_labels[j]) shows ``panels[j][i]``.
+    """Two sliders, x over ``x_labels`` and y over ``y_labels``: (x_labels[i],
+    y_labels[j]) shows ``panels[j][i]``.
 
-    The x slider drives one switcher per row; the y slider picks which row's switcher is shown.
+    The x slider drives one switcher per row; the y slider picks which row's switcher is
+    shown.
     """
     if len(panels) != len(y_labels) or not y_labels:
         raise ValueError(
-            f"need one row of panels per y label, and at least one; got {len(panels)} rows "
+            f"need one row of panels per y label, and at least one; got {len(panels)} "
+            "rows "
             f"for {len(y_labels)} labels"
         )
     for row in panels:
