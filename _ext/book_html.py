@@ -1,4 +1,5 @@
-"""A small Sphinx extension that mends the script tags of the built pages (and the bibliography's list roles).
+"""A small Sphinx extension that mends the script tags of the built pages (and the
+bibliography's list roles).
 
 Three problems show up as JavaScript errors in a reader's browser console:
 
@@ -30,8 +31,9 @@ MANAGER_SUFFIX = "/dist/embed-amd.js"
 # the widget modules embed-amd.js defines itself
 BUNDLED = ("base", "base7", "controls", "controls7")
 
-# Runs before require.js (RequireJS reads a global `require` object as its configuration)
-# and before MathJax 3 replaces window.MathJax (so the shim is installed again once it has).
+# Runs before require.js (RequireJS reads a global `require` object as its
+# configuration) and before MathJax 3 replaces window.MathJax (so the shim is installed
+# again once it has).
 WIDGET_SHIM = """\
 var require = {paths: %s};
 (function () {
@@ -54,7 +56,8 @@ var require = {paths: %s};
 
 
 def _key(js: Any) -> tuple:
-    # Inline scripts come with filename None or "" depending on who added them: the same script.
+    # Inline scripts come with filename None or "" depending on who added them: the same
+    # script.
     return (
         str(getattr(js, "filename", js) or ""),
         json.dumps(getattr(js, "attributes", {}), sort_keys=True),
@@ -88,9 +91,10 @@ def mend_scripts(
             and str(getattr(js, "filename", "")) in app.config.nb_ipywidgets_js
         )
         cls = type(manager)
-        # Each module's fonts sit beside its own address, so every name the file defines must map into
-        # dist/: "html-manager" itself too (mapped to the package root, its fonts went one folder up),
-        # and "html-manager/dist/..." by the longer, more specific prefix.
+        # Each module's fonts sit beside its own address, so every name the file defines
+        # must map into dist/: "html-manager" itself too (mapped to the package root,
+        # its fonts went one folder up), and "html-manager/dist/..." by the longer, more
+        # specific prefix.
         paths = {
             f"@jupyter-widgets/{name}": f"{base}/dist/{name}"
             for name in ("html-manager", *BUNDLED)
@@ -106,9 +110,9 @@ def mend_scripts(
 def mend_bibliography(
     app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
 ) -> None:
-    """Docutils writes the bibliography as a role="list" whose entries have the deprecated DPUB role
-    doc-biblioentry, so the list has no list items (Lighthouse's aria-deprecated-role and
-    aria-required-children): the entries become list items."""
+    """Docutils writes the bibliography as a role="list" whose entries have the
+    deprecated DPUB role doc-biblioentry, so the list has no list items (Lighthouse's
+    aria-deprecated-role and aria-required-children): the entries become list items."""
     body = context.get("body")
     if isinstance(body, str) and 'role="doc-biblioentry"' in body:
         context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')

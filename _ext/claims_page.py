@@ -1,12 +1,12 @@
 """The claims page: every claim of every chapter, with whether it held on each dataset.
 
-The directive ``{claims-table}`` leaves a placeholder that is filled in at the end of the
-build (``doctree-resolved``), after every chapter has executed, from the records that
-`aebook.claims` writes on each run (``<cache>/claims/<dataset>/<chapter>.json``). So the
-table always shows the runs themselves: the default data from this build's execution of the
-chapters, the other datasets from their runs beside or before the build (``make book`` runs every
-chapter on fashion5k while the build runs them on the digits, then builds again, which
-rereads only this page). Nothing in it is typed by hand.
+The directive ``{claims-table}`` leaves a placeholder that is filled in at the end of
+the build (``doctree-resolved``), after every chapter has executed, from the records
+that `aebook.claims` writes on each run (``<cache>/claims/<dataset>/<chapter>.json``).
+So the table always shows the runs themselves: the default data from this build's
+execution of the chapters, the other datasets from their runs beside or before the build
+(``make book`` runs every chapter on fashion5k while the build runs them on the digits,
+then builds again, which rereads only this page). Nothing in it is typed by hand.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from sphinx.util.docutils import SphinxDirective
 from aebook.claims import fmt_value, load_records
 from aebook.data import DEFAULT
 
-# The datasets shown first, in this order, with a word for the reader; others follow by name.
+# The datasets shown first, in this order, with a word for the reader; others follow by
+# name.
 KNOWN = {DEFAULT: "digits", "fashion5k": "clothes"}
 
 
@@ -56,7 +57,10 @@ def _cell(record: dict[str, Any] | None) -> str:
         if record["holds"]
         else ("&#10008; does not hold", "claim-no")
     )
-    return f'<td class="{cls}"><b>{mark}</b><br><small>{_measured(record["measured"])}</small></td>'
+    return (
+        f'<td class="{cls}"><b>{mark}</b><br>'
+        f"<small>{_measured(record['measured'])}</small></td>"
+    )
 
 
 def render(
@@ -64,12 +68,16 @@ def render(
     link: dict[str, str],
     title: dict[str, str],
 ) -> str:
-    """The table as HTML: one row per (chapter, claim), one column per dataset that has records."""
+    """The table as HTML: one row per (chapter, claim), one column per dataset that has
+    records."""
     datasets = [d for d in KNOWN if d in records] + sorted(
         d for d in records if d not in KNOWN
     )
     if not datasets:
-        return "<p><b>No claims were recorded:</b> run the chapters (make book runs them) and build again.</p>"
+        return (
+            "<p><b>No claims were recorded:</b> run the chapters (make book runs them) "
+            "and build again.</p>"
+        )
     chapters = sorted({c for d in datasets for c in records[d]})
     by_statement = {
         d: {c: {r["statement"]: r for r in records[d].get(c, [])} for c in chapters}
@@ -136,9 +144,10 @@ def fill(app: Sphinx, doctree: nodes.document, docname: str) -> None:
 
 
 def reread_claims_page(app: Sphinx, env: Any, *_: Any) -> list[str]:
-    """The claims page again on every build, changed or not: its table comes from the run
-    records, not from its source, so an incremental build after a run (``make book``, once
-    the clothes' pass is done) brings it up to date without executing any chapter."""
+    """The claims page again on every build, changed or not: its table comes from the
+    run records, not from its source, so an incremental build after a run (``make
+    book``, once the clothes' pass is done) brings it up to date without executing any
+    chapter."""
     return [CLAIMS_PAGE] if CLAIMS_PAGE in env.found_docs else []
 
 

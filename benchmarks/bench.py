@@ -1,6 +1,7 @@
 """Benchmarks for the book: they print figures, they do not pass or fail.
 
-    make bench            # or: python benchmarks/bench.py [--skip-notebooks] [--skip-clothes]
+    make bench            # or: python benchmarks/bench.py [--skip-notebooks]
+    [--skip-clothes]
 
 1. Each chapter notebook, executed in a fresh kernel: wall time with an empty
    cache (first run: parses the data, trains every model) and with a warm one,
@@ -10,7 +11,8 @@
    time `make test` spends on its second pass over the book.
 2. The warm `load_data()` time (the parsed CSV comes from the .npz cache), for the
    digits and for the clothes.
-3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches, for a
+3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches,
+   for a
    fully connected and for a convolutional autoencoder.
 """
 
@@ -41,11 +43,12 @@ from aebook.data import load_data  # noqa: E402 (after the sys.path line above)
 from aebook.models import Autoencoder, ConvAutoencoder  # noqa: E402
 from aebook.training import adam, fit, set_seed  # noqa: E402
 
-# Models that a chapter's run-time target allows to come from the cache, by cache name (the file is
-# "<name>-<16 hex digits>.pt"): a chapter's target is "under N s, with its slower comparisons cached".
-# They are the end-to-end deep runs, and what the rigour pass added to back a claim rather than to teach:
-# the runs from seeds 1 and 2 that give a probe its seed spread, the UFLDL recipe and its control, and
-# the five-objective table's models that no other section of the Denoising chapter uses.
+# Models that a chapter's run-time target allows to come from the cache, by cache name
+# (the file is "<name>-<16 hex digits>.pt"): a chapter's target is "under N s, with its
+# slower comparisons cached". They are the end-to-end deep runs, and what the rigour
+# pass added to back a claim rather than to teach: the runs from seeds 1 and 2 that give
+# a probe its seed spread, the UFLDL recipe and its control, and the five-objective
+# table's models that no other section of the Denoising chapter uses.
 _SEEDED = [
     f"deep-{what}-seed{s}"
     for what in ("deep__end_to_end", "deep__pretrained", "one_wide_hidden_layer")
@@ -53,8 +56,9 @@ _SEEDED = [
 ]
 _STACKS = [f"deep-stack-seed{s}-layer{i}" for s in (1, 2) for i in range(3)]
 SLOW_COMPARISONS = {
-    # seeds 1 and 2 of the probe comparison, the tied-weight pair (a control: the finding with the
-    # original paper's tied weights), and exercise 1's ten-times penalty
+    # seeds 1 and 2 of the probe comparison, the tied-weight pair (a control: the
+    # finding with the original paper's tied weights), and exercise 1's ten-times
+    # penalty
     "03_regularized": (
         *(f"overcomplete-1024{dae}-seed{s}" for dae in ("", "-dae") for s in (1, 2)),
         "sparse-plain-sigmoid-tied",
@@ -70,8 +74,8 @@ SLOW_COMPARISONS = {
         "sparse-dae-gaussian-0_3",
     ),
     "06_deep": ("deep-deep__end_to_end", "deep-e2e-early-stopping", *_SEEDED, *_STACKS),
-    # the fully connected comparisons (chapter 6's models, by its recipes), the slower resize-convolution
-    # decoder, and the pair retrained on shifted digits
+    # the fully connected comparisons (chapter 6's models, by its recipes), the slower
+    # resize-convolution decoder, and the pair retrained on shifted digits
     "07_convolutional": (
         "deep-shallow",
         "deep-one_hidden_layer",
@@ -82,7 +86,8 @@ SLOW_COMPARISONS = {
         "conv-fc-1024-shifted",
         "conv-32-64-shifted",
         # the second rigour pass: the small fully connected baselines (the linear one is
-        # chapter 6's), the best model of each family from seeds 1 and 2, the learning-rate check
+        # chapter 6's), the best model of each family from seeds 1 and 2, the
+        # learning-rate check
         "deep-linear",
         "deep-conv-chapter_784-32-30",
         *(f"deep-one_wide_hidden_layer-seed{s}" for s in (1, 2)),
@@ -96,8 +101,9 @@ SLOW_COMPARISONS = {
 }
 
 
-# Each chapter's cold time (seconds, empty cache, digits, alone on the machine), as the last
-# bench measured it; each chapter's first lines state it (tests/test_book.py checks they agree).
+# Each chapter's cold time (seconds, empty cache, digits, alone on the machine), as the
+# last bench measured it; each chapter's first lines state it (tests/test_book.py checks
+# they agree).
 COLD_RECORD = ROOT / "benchmarks" / "cold.json"
 COST_MARK = "*Run time:"
 MACHINE = "a 2-core CPU"  # what the cost lines say the bench ran on
@@ -109,7 +115,8 @@ def secs(value: float | None) -> str:
 
 
 def cost_phrase(seconds: float) -> str:
-    """A cold time as a reader wants it: 'about 40 s' under 90 s, else 'about 4.5 min'."""
+    """A cold time as a reader wants it: 'about 40 s' under 90 s, else
+    'about 4.5 min'."""
     if seconds < 90:
         return f"about {max(10, round(seconds / 10) * 10)} s"
     return f"about {round(seconds / 30) / 2:g} min"
@@ -118,19 +125,22 @@ def cost_phrase(seconds: float) -> str:
 def cost_line(seconds: float, machine: str = MACHINE) -> str:
     """The line under a chapter's title that says what a cold run costs."""
     line = (
-        f"{COST_MARK} {cost_phrase(seconds)} from a cold start (nothing cached) on {machine}, "
+        f"{COST_MARK} {cost_phrase(seconds)} from a cold start (nothing cached) on "
+        f"{machine}, "
         "as `make bench` measured it."
     )
     if seconds >= 90:
         line += (
-            " Nearly all of it is training; a GPU runtime should shorten it (not measured "
+            " Nearly all of it is training; a GPU runtime should shorten it (not "
+            "measured "
             "here: the book's own runs are CPU-only)."
         )
     return line + "*"
 
 
 def record_cold(cold: dict[str, float], machine: str = MACHINE) -> None:
-    """Keep ``cold`` (chapter -> seconds) in COLD_RECORD and write each chapter's cost line."""
+    """Keep ``cold`` (chapter -> seconds) in COLD_RECORD and write each chapter's cost
+    line."""
     record = json.loads(COLD_RECORD.read_text()) if COLD_RECORD.exists() else {}
     record.update({name: round(seconds, 1) for name, seconds in cold.items()})
     COLD_RECORD.write_text(json.dumps(dict(sorted(record.items())), indent=1) + "\n")
@@ -148,11 +158,13 @@ def record_cold(cold: dict[str, float], machine: str = MACHINE) -> None:
 
 
 class NotebookFailed(RuntimeError):
-    """A benchmarked notebook raised (a claim, a cell timeout on a shared machine): its chapter gets no row."""
+    """A benchmarked notebook raised (a claim, a cell timeout on a shared machine): its
+    chapter gets no row."""
 
 
 def notebook_run(path: Path, cache: str, data: str = "mnist5k") -> tuple[float, float]:
-    """(seconds, the kernel's peak RSS in MiB) of executing ``path`` on ``data`` in a child process with AEBOOK_CACHE=cache."""
+    """(seconds, the kernel's peak RSS in MiB) of executing ``path`` on ``data`` in a
+    child process with AEBOOK_CACHE=cache."""
     env = {**os.environ, "AEBOOK_CACHE": cache, "AEBOOK_DATA": data}
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run_notebook.py"), str(path)],
@@ -170,7 +182,8 @@ def notebook_run(path: Path, cache: str, data: str = "mnist5k") -> tuple[float, 
 
 
 def slow_cached_run(path: Path, warm_cache: str) -> float | None:
-    """Seconds of a run whose cache holds only the chapter's SLOW_COMPARISONS (None if it has none)."""
+    """Seconds of a run whose cache holds only the chapter's SLOW_COMPARISONS (None if
+    it has none)."""
     names = SLOW_COMPARISONS.get(path.stem)
     if not names:
         return None
@@ -183,7 +196,8 @@ def slow_cached_run(path: Path, warm_cache: str) -> float | None:
         ]
         if len(kept) != len(names):
             raise RuntimeError(
-                f"expected one cached model per name {names}, found {[f.name for f in kept]}"
+                f"expected one cached model per name {names}, found "
+                f"{[f.name for f in kept]}"
             )
         (Path(cache) / "models").mkdir()
         for f in kept:
@@ -224,7 +238,8 @@ def bench_notebooks(
             else ""
         )
         print(
-            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {secs(warm)}, peak {mem:.0f} MiB; "
+            f"  {path.stem}: cold {cold:.1f} s{extra}, warm {secs(warm)}, peak "
+            f"{mem:.0f} MiB; "
             f"cold on clothes {secs(clothes)}",
             flush=True,
         )
@@ -248,7 +263,8 @@ def bare_epoch(
     gen: torch.Generator,
     batch_size: int,
 ) -> None:
-    """The loop a reader would write by hand: no hooks, no progress bar, no bookkeeping."""
+    """The loop a reader would write by hand: no hooks, no progress bar, no
+    bookkeeping."""
     model.train()
     for idx in torch.randperm(len(x), generator=gen).split(batch_size):
         xb = x[idx]
@@ -264,11 +280,13 @@ def bench_fit(
     rounds: int = 15,
     batch_size: int = 128,
 ) -> tuple[float, float, float]:
-    """(median seconds per epoch of fit, of the bare loop, median of the paired ratios fit / bare).
+    """(median seconds per epoch of fit, of the bare loop, median of the paired ratios
+    fit / bare).
 
-    The two alternate, one epoch each per round. The machine's speed drifts by up to a factor of two
-    within minutes, so the overhead is the median of each round's own ratio, not a ratio of medians
-    taken over different moments (which read +17% and -14% in one run).
+    The two alternate, one epoch each per round. The machine's speed drifts by up to a
+    factor of two within minutes, so the overhead is the median of each round's own
+    ratio, not a ratio of medians taken over different moments (which read +17% and -14%
+    in one run).
     """
     set_seed(0)
     bare_model = make_model()
@@ -302,10 +320,12 @@ def bench_fit(
 
 
 def speed_reference(x: torch.Tensor, epochs: int = 7) -> float:
-    """Median seconds of one fit epoch of 784-256-32 on x: the machine's speed at this moment.
+    """Median seconds of one fit epoch of 784-256-32 on x: the machine's speed at this
+    moment.
 
-    Timed after the notebooks (``bench_fit`` times the same epoch just before them), so that a table
-    says how fast the machine was while it ran (179 ms and 106 ms within five minutes on this machine).
+    Timed after the notebooks (``bench_fit`` times the same epoch just before them), so
+    that a table says how fast the machine was while it ran (179 ms and 106 ms within
+    five minutes on this machine).
     """
     set_seed(0)
     model = Autoencoder([784, 256, 32])
@@ -332,7 +352,8 @@ def main() -> None:
     parser.add_argument(
         "--cold-only",
         action="store_true",
-        help="each notebook once, cold, on the digits (no warm, cached or clothes runs): the figure "
+        help="each notebook once, cold, on the digits (no warm, cached or clothes "
+        "runs): the figure "
         "that benchmarks/cold.json keeps and each chapter's first lines state",
     )
     parser.add_argument(
@@ -343,7 +364,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         flush=True,
     )
@@ -360,21 +382,28 @@ def main() -> None:
         f"| warm `load_data()` | {warm * 1000:.1f} ms | < 100 ms |",
         f'| warm `load_data("fashion5k")` | {warm_clothes * 1000:.1f} ms | < 100 ms |',
         f"| one `fit` epoch, 784-256-32 on 4,000 images | {fit_s * 1000:.0f} ms | |",
-        f"| one bare PyTorch epoch, same model and batches | {bare_s * 1000:.0f} ms | |",
-        f"| `fit` overhead over the bare loop (median of paired rounds) | {100 * (fit_ratio - 1):+.1f}% | within 10% |",
-        f"| one `fit` epoch, convolutional (32, 64 channels, k = 30) on 4,000 images | {conv_fit_s * 1000:.0f} ms | |",
-        f"| one bare PyTorch epoch, same model and batches | {conv_bare_s * 1000:.0f} ms | |",
-        f"| `fit` overhead over the bare loop, convolutional (median of paired rounds) | {100 * (conv_ratio - 1):+.1f}% "
+        f"| one bare PyTorch epoch, same model and batches | {bare_s * 1000:.0f} ms | "
+        "|",
+        "| `fit` overhead over the bare loop (median of paired rounds) | "
+        f"{100 * (fit_ratio - 1):+.1f}% | within 10% |",
+        "| one `fit` epoch, convolutional (32, 64 channels, k = 30) on 4,000 images | "
+        f"{conv_fit_s * 1000:.0f} ms | |",
+        f"| one bare PyTorch epoch, same model and batches | {conv_bare_s * 1000:.0f} "
+        "ms | |",
+        "| `fit` overhead over the bare loop, convolutional (median of paired rounds) "
+        f"| {100 * (conv_ratio - 1):+.1f}% "
         f"| within 10% |",
     ]
     if not args.skip_notebooks:
         before = fit_s  # bench_fit's median fit epoch of 784-256-32, timed just now
         print(
-            f"speed reference before the notebooks: {before * 1000:.0f} ms per fit epoch of 784-256-32",
+            f"speed reference before the notebooks: {before * 1000:.0f} ms per fit "
+            "epoch of 784-256-32",
             flush=True,
         )
         print(
-            "notebooks (each in a fresh kernel; cold = empty cache, warm = second run):",
+            "notebooks (each in a fresh kernel; cold = empty cache, warm = second "
+            "run):",
             flush=True,
         )
         rows = bench_notebooks(
@@ -382,12 +411,14 @@ def main() -> None:
         )
         after = speed_reference(x)
         lines += [
-            f"| speed reference: one `fit` epoch of 784-256-32 (median), before / after the notebooks | "
+            "| speed reference: one `fit` epoch of 784-256-32 (median), before / "
+            "after the notebooks | "
             f"{before * 1000:.0f} ms / {after * 1000:.0f} ms | |"
         ]
         lines += [
             "",
-            "| notebook | cold run | slow comparisons cached | warm run | peak memory | cold on clothes |",
+            "| notebook | cold run | slow comparisons cached | warm run | peak memory "
+            "| cold on clothes |",
             "|---|---|---|---|---|---|",
         ]
         lines += [
@@ -398,7 +429,8 @@ def main() -> None:
         clothes_total = "-" if args.skip_clothes else f"{sum(r[5] for r in rows):.0f} s"
         lines += [
             f"| all chapters | {sum(r[1] for r in rows):.0f} s | | "
-            f"{'-' if args.cold_only else f'{sum(r[3] for r in rows):.0f} s'} | | {clothes_total} |"
+            f"{'-' if args.cold_only else f'{sum(r[3] for r in rows):.0f} s'} | | "
+            f"{clothes_total} |"
         ]
         record_cold({name: cold for name, cold, *_ in rows})
     report = "\n".join(lines)

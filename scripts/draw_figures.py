@@ -1,4 +1,5 @@
-"""Draw the book's static figures into images/. Run: python scripts/draw_figures.py (or make figures)."""
+"""Draw the book's static figures into images/. Run: python scripts/draw_figures.py (or
+make figures)."""
 
 from pathlib import Path
 

@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own empty cache folder, so no test sees another's models or data."""
+    """Every test gets its own empty cache folder, so no test sees another's models or
+    data."""
     monkeypatch.setenv("AEBOOK_CACHE", str(tmp_path / "cache"))
     yield
     plt.close("all")
@@ -27,7 +28,8 @@ def digits(tmp_path_factory):
 
 @pytest.fixture
 def tiny():
-    """200 'images' in [0, 1] that lie near a 4-D subspace, so a small autoencoder can learn them fast."""
+    """200 'images' in [0, 1] that lie near a 4-D subspace, so a small autoencoder can
+    learn them fast."""
     g = torch.Generator().manual_seed(0)
     return torch.sigmoid(
         2 * torch.randn(200, 4, generator=g) @ torch.randn(4, 784, generator=g) / 2

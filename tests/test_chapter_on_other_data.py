@@ -1,8 +1,9 @@
-"""A chapter run on data it was not written for finishes: its claims report instead of raising.
+"""A chapter run on data it was not written for finishes: its claims report instead of
+raising.
 
-The Overview chapter is run with ``AEBOOK_DATA=mnist`` and torchvision's MNIST download stubbed
-by another draw of digits (3,000 train / 800 test, from the bundled 5,000), so the run needs no
-network and sees numbers the text was not tuned on.
+The Overview chapter is run with ``AEBOOK_DATA=mnist`` and torchvision's MNIST download
+stubbed by another draw of digits (3,000 train / 800 test, from the bundled 5,000), so
+the run needs no network and sees numbers the text was not tuned on.
 """
 
 import json

@@ -1,4 +1,5 @@
-"""The claims page's table, rendered from recorded runs (the Sphinx side is exercised by `make book`)."""
+"""The claims page's table, rendered from recorded runs (the Sphinx side is exercised by
+`make book`)."""
 
 import re
 import sys

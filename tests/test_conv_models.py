@@ -1,4 +1,5 @@
-"""The convolutional autoencoder: its spec, its shapes, and that it plugs into fit and the cache."""
+"""The convolutional autoencoder: its spec, its shapes, and that it plugs into fit and
+the cache."""
 
 import json
 
@@ -50,8 +51,8 @@ def test_a_smaller_spatial_code_through_1x1_convolutions():
     x = torch.rand(3, 784)
     h = model.encode(x)
     assert h.shape == (3, 49) == (3, model.code_size) and model(x).shape == (3, 784)
-    # the code is still a map: moving the digit by 4 pixels (one cell of the 7 x 7 map, away from the
-    # border) moves the code by one cell, as a stride of 4 in all promises
+    # the code is still a map: moving the digit by 4 pixels (one cell of the 7 x 7 map,
+    # away from the border) moves the code by one cell, as a stride of 4 in all promises
     digit = torch.zeros(1, 28, 28)
     digit[0, 8:16, 8:14] = 1
     a = model.encode(digit.reshape(1, 784)).reshape(7, 7)
@@ -69,7 +70,8 @@ def test_a_smaller_spatial_code_through_1x1_convolutions():
 
 
 def test_weight_count_of_the_issue_probe():
-    # two stride-2 3x3 convolutions (32, 64 channels), a 30-number code, and the mirror: about 229,000
+    # two stride-2 3x3 convolutions (32, 64 channels), a 30-number code, and the mirror:
+    # about 229,000
     convs = (1 * 32 * 9 + 32) + (32 * 64 * 9 + 64)
     dense = (64 * 49 * 30 + 30) + (30 * 64 * 49 + 64 * 49)
     transposed = (64 * 32 * 9 + 32) + (32 * 1 * 9 + 1)
@@ -140,7 +142,8 @@ def test_wrong_code_shape():
 
 
 def test_first_layer_is_translation_equivariant_away_from_the_border():
-    # Shifting the image by 2 pixels shifts a stride-2 feature map by 1: the weight sharing the chapter is about.
+    # Shifting the image by 2 pixels shifts a stride-2 feature map by 1: the weight
+    # sharing the chapter is about.
     conv = ConvAutoencoder((4,), 6).encoder[1]
     x = torch.zeros(1, 1, 28, 28)
     x[0, 0, 8:14, 9:15] = torch.rand(6, 6)
@@ -240,7 +243,8 @@ def test_random_shift_moves_each_image_within_its_range_and_is_seeded():
 
 @pytest.mark.parametrize("pixels", [1, 3, 6])
 def test_random_shift_is_shift_images_with_each_images_own_offset(pixels):
-    # the one-gather version moves exactly the pixels that shift_images moves, image by image
+    # the one-gather version moves exactly the pixels that shift_images moves, image by
+    # image
     from aebook.data import RandomShift, shift_images
 
     x = torch.rand(50, 784)
@@ -255,8 +259,9 @@ def test_random_shift_is_shift_images_with_each_images_own_offset(pixels):
 
 
 def test_fit_augment_shifts_input_and_target_alike(tiny):
-    # With an augmentation that maps every image to zeros, the model learns to output zeros: the
-    # target moved with the input. (A corruption would have kept the clean target.)
+    # With an augmentation that maps every image to zeros, the model learns to output
+    # zeros: the target moved with the input. (A corruption would have kept the clean
+    # target.)
     zero = lambda x, g: torch.zeros_like(x)
     set_seed(0)
     model = ConvAutoencoder((4, 8), 6, out="identity")

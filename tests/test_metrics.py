@@ -74,7 +74,8 @@ def test_principal_angles():
         [0, 0], abs=1e-6
     )
     assert metrics.principal_angles(e[:, :1], e[:, 1:2]) == pytest.approx([90])
-    # The same space under another basis (scaled, mixed) has zero angles: only the span matters.
+    # The same space under another basis (scaled, mixed) has zero angles: only the span
+    # matters.
     mixed = e[:, :2] @ torch.tensor([[2.0, 1.0], [0.5, -3.0]])
     assert metrics.principal_angles(mixed, e[:, :2]).max() < 1e-5
     tilted = torch.tensor([[1.0], [1.0], [0.0], [0.0]])
@@ -105,8 +106,8 @@ def test_pca_reconstruct_reuses_a_larger_fit(digits):
 
 
 def test_pca_fit_matches_a_full_svd(digits):
-    # pca_fit takes the covariance's eigenvectors for speed: the subspace, the variances and the
-    # reconstructions must be those of the exact SVD of the centred data.
+    # pca_fit takes the covariance's eigenvectors for speed: the subspace, the variances
+    # and the reconstructions must be those of the exact SVD of the centred data.
     from sklearn.decomposition import PCA
 
     ours = metrics.pca_fit(digits.train_x, 30)
@@ -128,10 +129,10 @@ def test_pca_fit_matches_a_full_svd(digits):
 
 
 def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
-    # Same objective, same optimum: ours reaches scikit-learn's objective value (within 1e-5 of it, or
-    # lower), and the two classifiers disagree on at most a few of 1,000 test digits. (Accuracy alone
-    # is too brittle a comparison: scikit-learn 1.9 stops a hair earlier than 1.8 did, and two of its
-    # near-tied test digits flip.)
+    # Same objective, same optimum: ours reaches scikit-learn's objective value (within
+    # 1e-5 of it, or lower), and the two classifiers disagree on at most a few of 1,000
+    # test digits. (Accuracy alone is too brittle a comparison: scikit-learn 1.9 stops a
+    # hair earlier than 1.8 did, and two of its near-tied test digits flip.)
     import torch.nn.functional as F
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -161,7 +162,8 @@ def test_linear_probe_matches_scikit_learns_logistic_regression(digits):
         predicted = classes[(x_test @ w.T + b).argmax(dim=1)].numpy()
         assert (predicted != clf.predict(x_test.numpy())).sum() <= 3, C
         accuracy = metrics.linear_probe(tr, y, te, digits.test_y, C=C)
-        # linear_probe standardises in float32 itself: the same fit up to rounding, a digit or two apart
+        # linear_probe standardises in float32 itself: the same fit up to rounding, a
+        # digit or two apart
         assert accuracy == pytest.approx(
             100 * (predicted == digits.test_y.numpy()).mean(), abs=0.3
         )

@@ -76,7 +76,8 @@ def test_unknown_activation_lists_choices():
     ],
 )
 def test_wrong_input_shape_says_what_to_do(shape, hint):
-    # each hint, followed, fixes the call (the old hint, x.reshape(len(x), -1), did not for one image)
+    # each hint, followed, fixes the call (the old hint, x.reshape(len(x), -1), did not
+    # for one image)
     with pytest.raises(ValueError, match=hint):
         Autoencoder([784, 10])(torch.rand(*shape))
 

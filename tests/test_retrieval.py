@@ -1,4 +1,5 @@
-"""Nearest-neighbour search in float and binary codes, precision at k, and the baseline hash codes."""
+"""Nearest-neighbour search in float and binary codes, precision at k, and the baseline
+hash codes."""
 
 import numpy as np
 import pytest
@@ -113,7 +114,8 @@ def test_precision_within_radius_by_hand():
     db_y = np.array([0, 0, 1, 1])
     q = np.array([[0, 0, 0, 0], [1, 1, 0, 0]])
     q_y = np.array([0, 1])
-    # query 0: rows 0, 1 (distance 0, 1) and 2 (distance 2) -> 2 of 3 right; query 1: rows 0 (2), 3 (2) -> 1 of 2
+    # query 0: rows 0, 1 (distance 0, 1) and 2 (distance 2) -> 2 of 3 right; query 1:
+    # rows 0 (2), 3 (2) -> 1 of 2
     precision, empty = precision_within_radius(
         pack_bits(db), pack_bits(q), db_y, q_y, radius=2
     )

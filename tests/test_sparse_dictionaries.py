@@ -1,4 +1,5 @@
-"""The toy model of superposition, the sparse autoencoder, its auxiliary loss, and their metrics."""
+"""The toy model of superposition, the sparse autoencoder, its auxiliary loss, and their
+metrics."""
 
 import math
 
@@ -85,7 +86,8 @@ def test_a_zero_weight_leaves_that_feature_untrained():
         loss_weight=torch.tensor([1.0, 1.0, 0.0]),
         progress=False,
     )
-    # feature 2's column moves only through the others' loss (its own error has no weight), so its b does not
+    # feature 2's column moves only through the others' loss (its own error has no
+    # weight), so its b does not
     assert toy.b.detach()[2] == 0 and not torch.equal(before, toy.W.detach())
 
 
@@ -162,7 +164,8 @@ def test_topk_keeps_exactly_k_largest_positive_preactivations():
         (h != 0).sum(dim=1) == 3
     ).float().mean() > 0.9
     kept = h != 0
-    # every kept value is its pre-activation, and no dropped pre-activation beats the smallest kept one
+    # every kept value is its pre-activation, and no dropped pre-activation beats the
+    # smallest kept one
     assert torch.equal(h[kept], z[kept])
     assert (
         z.masked_fill(kept, -math.inf).max(dim=1).values
@@ -206,7 +209,8 @@ def test_auxiliary_loss_is_zero_without_dead_latents_and_trains_only_the_dead():
     aux = TopKAuxiliary(k_aux=2, dead_after=10)
     sae.train()
     h = sae.encode(x)
-    # after one batch of 16 inputs, no latent has gone 100 without firing: nothing is dead yet
+    # after one batch of 16 inputs, no latent has gone 100 without firing: nothing is
+    # dead yet
     assert TopKAuxiliary(k_aux=2, dead_after=100)(sae, x, h).item() == 0
     with torch.no_grad():
         # latents 4 and 5 are dead
@@ -215,7 +219,8 @@ def test_auxiliary_loss_is_zero_without_dead_latents_and_trains_only_the_dead():
     assert loss.item() > 0
     loss.backward()
     assert sae.W_enc.grad[:4].abs().sum() == 0 and sae.W_enc.grad[4:].abs().sum() > 0
-    # by hand: the dead latents' pre-activations (ReLU'd) reconstruct the main error through their columns
+    # by hand: the dead latents' pre-activations (ReLU'd) reconstruct the main error
+    # through their columns
     z = sae.pre_activation(x).detach()[:, 4:].relu()
     e_hat = z @ sae.dictionary.detach()[:, 4:].T
     error = x - sae.decode(h.detach()).detach()
@@ -256,7 +261,8 @@ def test_fit_trains_both_families_and_l1_makes_the_code_sparser():
     assert metrics.l0(h_topk) <= 2
     for sae in (l1, topk):
         assert metrics.fvu(acts, sae(acts).detach()) < 0.2
-    # the sparse dictionaries find the true directions far better than the plain one does
+    # the sparse dictionaries find the true directions far better than the plain one
+    # does
     for sae in (l1, topk):
         assert (
             metrics.mmcs(sae.dictionary.detach(), truth)
@@ -394,7 +400,8 @@ def test_pca_topk_keeps_each_inputs_largest_coefficients():
     assert torch.equal(chosen, largest)
     # kept as they are, sign included
     assert torch.allclose(kept[chosen], c[chosen], atol=1e-4)
-    # per input it is at least as good as the first 3 components, and with all of them exact
+    # per input it is at least as good as the first 3 components, and with all of them
+    # exact
     err_top = (x - r).pow(2).sum(dim=1)
     err_first = (x - metrics.pca_reconstruct(x, x, 3, pca)).pow(2).sum(dim=1)
     assert (err_top <= err_first + 1e-3).all() and err_top.sum() < err_first.sum()

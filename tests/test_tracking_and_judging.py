@@ -1,5 +1,5 @@
-"""fit's per-epoch tracking hook (and its place in the cache), the classifier that judges generated
-images, and the two-slider explorer's pieces."""
+"""fit's per-epoch tracking hook (and its place in the cache), the classifier that
+judges generated images, and the two-slider explorer's pieces."""
 
 import ipywidgets
 import numpy as np
@@ -72,7 +72,8 @@ def test_tracked_numbers_survive_the_cache(tiny, tmp_path):
     cache._PRODUCED.clear()  # as in a new session: load from the file
     _, again = train_or_load(_vae(), tiny, **kw)
     assert again.tracked == first.tracked and len(again.tracked["kl"]) == 2
-    # A run without track is another run (its history lacks the numbers), so another file.
+    # A run without track is another run (its history lacks the numbers), so another
+    # file.
     train_or_load(_vae(), tiny, **{**kw, "track": None})
     assert len(list(tmp_path.glob("vae-*.pt"))) == 2
 
@@ -120,7 +121,8 @@ def test_image_png_round_trips_and_checks_its_input():
     rgb[2, 3] = (255, 0, 0)
     back = np.asarray(Image.open(io.BytesIO(aw.image_png(rgb))).convert("RGB"))
     assert np.array_equal(back, rgb)
-    # With a palette, an image of few colours comes back exactly, in fewer bytes than a noisy one.
+    # With a palette, an image of few colours comes back exactly, in fewer bytes than a
+    # noisy one.
     assert np.array_equal(
         np.asarray(Image.open(io.BytesIO(aw.image_png(rgb, colors=4))).convert("RGB")),
         rgb,

@@ -70,7 +70,8 @@ def test_corruption_feeds_the_encoder_but_target_stays_clean(tiny):
         model, tiny, epochs=30, batch_size=200, lr=1e-2, corrupt=corrupt, progress=False
     )
     assert len(seen) == 30
-    # With a blank input, the best the model can do is output the mean image of the clean targets.
+    # With a blank input, the best the model can do is output the mean image of the
+    # clean targets.
     r = reconstruct(model, torch.zeros(1, 784))
     assert torch.allclose(r[0], tiny.mean(0), atol=0.05)
 
@@ -178,7 +179,8 @@ def test_cosine_schedule_anneals_to_zero(tiny, monkeypatch):
         fit(_model(), tiny, epochs=1, schedule="step", progress=False)
 
 
-# --- greedy layer-wise pretraining -------------------------------------------------------
+# --- greedy layer-wise pretraining
+# -------------------------------------------------------
 
 
 def test_greedy_pretrain_trains_each_layer_on_the_codes_below(tiny):
@@ -279,7 +281,8 @@ def test_stacking_bad_arguments(tiny):
 
 
 def _expected_stop(val_loss: list[float], patience: int) -> int:
-    """The epoch at which early stopping with ``patience`` halts, replayed from a full run's losses."""
+    """The epoch at which early stopping with ``patience`` halts, replayed from a full
+    run's losses."""
     for epoch in range(1, len(val_loss) + 1):
         best = val_loss[:epoch].index(min(val_loss[:epoch])) + 1
         if epoch - best >= patience:
@@ -295,7 +298,8 @@ def test_early_stopping_halts_and_restores_the_best_weights(tiny):
     model = _model()
     h = fit(model, tiny[:10], epochs=60, patience=3, **kw)
     assert h.val_loss == full.val_loss[:stop] and h.best_epoch == stop - 3
-    # The weights handed back are those of the best epoch: a run of exactly that many epochs.
+    # The weights handed back are those of the best epoch: a run of exactly that many
+    # epochs.
     short = _model()
     fit(short, tiny[:10], epochs=h.best_epoch, **kw)
     assert all(

@@ -1,5 +1,5 @@
-"""The VAE: the KL term, the reparameterised sample, the ELBO and the importance-weighted bound,
-each against a computation that does not share its code."""
+"""The VAE: the KL term, the reparameterised sample, the ELBO and the
+importance-weighted bound, each against a computation that does not share its code."""
 
 import math
 
@@ -55,7 +55,8 @@ def test_reparameterised_sample_has_the_right_moments_and_gradients():
 
 
 def _tiny_vae() -> VAE:
-    """D = 3 pixels, k = 1 latent, no hidden layer: small enough to integrate over h on a grid."""
+    """D = 3 pixels, k = 1 latent, no hidden layer: small enough to integrate over h on
+    a grid."""
     set_seed(0)
     model = VAE([3, 1])
     with torch.no_grad():

@@ -1,10 +1,12 @@
-"""Lighthouse (from npm, in tests/browser/node_modules) on every built page, in Debian's Chromium.
+"""Lighthouse (from npm, in tests/browser/node_modules) on every built page, in Debian's
+Chromium.
 
-Each page must score at least 95 for accessibility. Both scores, accessibility and performance
-(Lighthouse's desktop preset), are written to _build/lighthouse.json for the README's table.
-The machine has no internet, so Chromium resolves the CDN's host to a local HTTPS server that
-answers from the same npm copies the browser test serves: the scores are of the page as a reader
-with a network gets it, not of a page whose scripts time out.
+Each page must score at least 95 for accessibility. Both scores, accessibility and
+performance (Lighthouse's desktop preset), are written to _build/lighthouse.json for the
+table in benchmarks/RESULTS.md. The machine has no internet, so Chromium resolves the
+CDN's host to a local HTTPS server that answers from the same npm copies the browser
+test serves: the scores are of the page as a reader with a network gets it, not of a
+page whose scripts time out.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ class _MirrorHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def cdn_mirror(tmp_path_factory):
-    """A local HTTPS server for the CDN's host, with a throwaway self-signed certificate: its port."""
+    """A local HTTPS server for the CDN's host, with a throwaway self-signed
+    certificate: its port."""
     folder = tmp_path_factory.mktemp("cdn")
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
@@ -100,7 +103,8 @@ def results():
 def test_lighthouse_accessibility(server, cdn_mirror, results, tmp_path, page_path):  # noqa: F811
     if not LIGHTHOUSE.exists():
         pytest.fail(
-            "tests/browser/node_modules has no lighthouse: `make test` runs `npm ci` there"
+            "tests/browser/node_modules has no lighthouse: `make test` runs `npm ci` "
+            "there"
         )
     flags = [
         *FLAGS,
