@@ -92,6 +92,22 @@ def test_rerunning_a_cell_replaces_the_claim_and_a_new_run_starts_afresh():
     assert load_records()["fashion5k"]["04_sparse"] == []
 
 
+def test_a_check_cell_ends_with_one_line_that_opens_to_its_claims():
+    claim = Claims("04_sparse", "fashion5k")
+    claim("a", True, v=1.0)
+    with pytest.warns(RuntimeWarning):
+        claim("b <b>", False, v=2.0)
+    summary = claim.checked().data
+    assert "<summary>1 of 2 findings hold on fashion5k</summary>" in summary
+    assert "✓ a <small>(v = 1)</small>" in summary
+    assert "✗ does not hold: b &lt;b&gt; <small>(v = 2)</small>" in summary
+    # the next check cell summarises only its own claims
+    claim("c", True)
+    claim("c", True)  # the same claim again counts once
+    assert "<summary>✓ 1 finding checked</summary>" in claim.checked().data
+    assert "<summary>✓ 0 findings checked</summary>" in claim.checked().data
+
+
 def test_records_of_several_datasets_and_chapters(tmp_path):
     Claims("01_overview", "mnist5k")("a", True)
     Claims("02_undercomplete", "mnist5k")("b", True)

@@ -1,13 +1,15 @@
-"""The book's findings, checked where they are made: ``claim(statement, holds, **measured)``.
+"""The book's findings, checked where they are made: ``claim(statement, holds,
+**measured)``.
 
 A finding (as opposed to a fact true by construction, which stays a plain ``assert``) is
 checked against the data it was measured on. On the book's default data (`data.DEFAULT`)
 a claim that does not hold fails the run, exactly like an ``assert``, so CI keeps every
-claim honest. On any other data it does not stop the notebook: it shows the reader, right
-there, that the claim does not hold on their data, with the measured values.
+claim honest. On any other data it does not stop the notebook: it shows the reader,
+right there, that the claim does not hold on their data, with the measured values.
 
 Every claim is also recorded, with its measured values, in
-``<cache>/claims/<dataset>/<chapter>.json``; the book's claims page is built from these files.
+``<cache>/claims/<dataset>/<chapter>.json``; the book's claims page is built from these
+files.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ OTHER = "fashion5k"  # the second dataset every chapter also runs on
 
 
 class ClaimFailed(AssertionError):
-    """A claim that does not hold on the default data (an AssertionError, as a bare assert raised)."""
+    """A claim that does not hold on the default data (an AssertionError, as a bare
+    assert raised)."""
 
 
 def records_dir() -> Path:
@@ -39,8 +42,9 @@ class Claims:
     """The claims of one chapter run on one dataset.
 
     ``claim = Claims("02_undercomplete", data.name)`` in the setup cell, then, where the
-    text makes a finding: ``claim("the nonlinear AE beats PCA at k = 8", r < 0.8, ratio=r)``.
-    ``strict`` (default: the dataset is the default one) decides whether a failed claim raises.
+    text makes a finding: ``claim("the nonlinear AE beats PCA at k = 8", r < 0.8,
+    ratio=r)``. ``strict`` (default: the dataset is the default one) decides whether a
+    failed claim raises.
     """
 
     def __init__(
@@ -48,22 +52,25 @@ class Claims:
     ) -> None:
         if not chapter or not isinstance(chapter, str):
             raise ValueError(
-                f"chapter must be a non-empty name such as '02_undercomplete', got {chapter!r}"
+                "chapter must be a non-empty name such as '02_undercomplete', got "
+                f"{chapter!r}"
             )
         self.chapter, self.dataset = chapter, dataset
         self.strict = dataset == DEFAULT if strict is None else strict
         # statement -> record, in the order first checked
         self.results: dict[str, dict[str, Any]] = {}
+        # statements checked since the last checked(), which summarises them
+        self._since: list[str] = []
         # a new run starts a new record: no claim left over from an older run
         self._save()
 
     def __call__(self, statement: str, holds: Any, **measured: Any) -> None:
         """Check one finding.
 
-        ``holds`` is anything with a truth value (a bool, a 0-d tensor or array); ``measured``
-        are the numbers it rests on, shown to the reader and recorded for the claims page.
-        Re-running a cell replaces the claim's earlier record. Returns None, so that a claim
-        on a cell's last line prints nothing.
+        ``holds`` is anything with a truth value (a bool, a 0-d tensor or array);
+        ``measured`` are the numbers it rests on, shown to the reader and recorded for
+        the claims page. Re-running a cell replaces the claim's earlier record. Returns
+        None, so that a claim on a cell's last line prints nothing.
         """
         if not statement or not isinstance(statement, str):
             raise ValueError(f"a claim needs its statement in words, got {statement!r}")
@@ -75,6 +82,8 @@ class Claims:
             "measured": values,
         }
         self._save()
+        if statement not in self._since:
+            self._since.append(statement)
         if ok:
             return
         if self.strict:
@@ -83,12 +92,47 @@ class Claims:
             )
         _show_failure(statement, self.dataset, values)
 
-    def elsewhere(self, dataset: str | None = None) -> Any:
-        """How this chapter's claims fared in the last recorded run on another dataset, as HTML.
+    def checked(self) -> Any:
+        """The claims checked since the last call, as one line that opens to their
+        values.
 
-        ``dataset`` defaults to the clothes (``"fashion5k"``), or to the default digits when this
-        run is on clothes. The record is whatever that run left in the cache (``make fashion``
-        writes the clothes' before the book is built); it is read, never recomputed here.
+        For the last line of a folded check cell: "✓ 3 findings checked" (or "2 of 3
+        findings hold on fashion5k"), a ``<details>`` whose items are the statements and
+        their measured values. Returns IPython's HTML, or the line as text without
+        IPython.
+        """
+        records = [self.results[s] for s in self._since]
+        self._since = []
+        held = sum(r["holds"] for r in records)
+        noun = "finding" if len(records) == 1 else "findings"
+        line = (
+            f"✓ {held} {noun} checked"
+            if held == len(records)
+            else f"{held} of {len(records)} {noun} hold on {self.dataset}"
+        )
+        try:
+            from IPython.display import HTML
+        except ImportError:
+            return line
+        items = "".join(
+            f"<li>{'✓' if r['holds'] else '✗ does not hold:'} "
+            f"{html.escape(r['statement'])} "
+            f"<small>({html.escape(_fmt_values(r['measured']))})</small></li>"
+            for r in records
+        )
+        return HTML(
+            f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
+            f"<ul>{items}</ul></details>"
+        )
+
+    def elsewhere(self, dataset: str | None = None) -> Any:
+        """How this chapter's claims fared in the last recorded run on another dataset,
+        as HTML.
+
+        ``dataset`` defaults to the clothes (``"fashion5k"``), or to the default digits
+        when this run is on clothes. The record is whatever that run left in the cache
+        (``make fashion`` writes the clothes' before the book is built); it is read,
+        never recomputed here.
         """
         from IPython.display import HTML
 
@@ -96,8 +140,10 @@ class Claims:
         claims = load_records().get(other, {}).get(self.chapter)
         if claims is None:
             return HTML(
-                f"<p><i>This chapter has no recorded run on {html.escape(other)} yet: run it with "
-                f'<code>DATA = "{html.escape(other)}"</code> to see which of its claims hold there.</i></p>'
+                f"<p><i>This chapter has no recorded run on {html.escape(other)} yet: "
+                "run it with "
+                f'<code>DATA = "{html.escape(other)}"</code> to see which of its '
+                "claims hold there.</i></p>"
             )
         failed = [c for c in claims if not c["holds"]]
         items = "".join(
@@ -106,7 +152,8 @@ class Claims:
             for c in failed
         )
         verdict = (
-            f"<b>On {html.escape(other)}, {len(claims) - len(failed)} of this chapter's {len(claims)} "
+            f"<b>On {html.escape(other)}, {len(claims) - len(failed)} of this "
+            f"chapter's {len(claims)} "
             f"claims hold{'.' if not failed else '; these do not:'}</b>"
         )
         return HTML(
@@ -136,7 +183,8 @@ class Claims:
 def load_records(
     directory: Path | None = None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files are skipped."""
+    """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files
+    are skipped."""
     if directory is None:
         try:
             directory = records_dir()
@@ -163,7 +211,8 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     raise TypeError(
-        f"measured values must be numbers or strings, got {type(value).__name__}: {value!r}"
+        f"measured values must be numbers or strings, got {type(value).__name__}: "
+        f"{value!r}"
     )
 
 
@@ -180,7 +229,8 @@ def _fmt_values(values: dict[str, Any]) -> str:
 
 
 def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
-    """Tell the reader, in the notebook, that a claim of the text does not hold on their data."""
+    """Tell the reader, in the notebook, that a claim of the text does not hold on their
+    data."""
     text = (
         f"This claim of the text does not hold on {dataset}: {statement} "
         f"(measured: {_fmt_values(values)}). The text was written for {DEFAULT}; "
@@ -196,10 +246,14 @@ def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
         return
     display(
         HTML(
-            '<div class="aebook-claim-failed" style="border-left:4px solid #d97706;background:#fff7ed;'
+            '<div class="aebook-claim-failed" style="border-left:4px solid '
+            "#d97706;background:#fff7ed;"
             'padding:0.5em 0.8em;margin:0.5em 0">'
-            f"<b>Does not hold on {html.escape(dataset)}:</b> {html.escape(statement)}<br>"
-            f"<small>measured: {html.escape(_fmt_values(values))}. The text was written for {DEFAULT}; "
-            "the claims page of the book lists every claim on both datasets.</small></div>"
+            f"<b>Does not hold on {html.escape(dataset)}:</b> "
+            f"{html.escape(statement)}<br>"
+            f"<small>measured: {html.escape(_fmt_values(values))}. The text was "
+            f"written for {DEFAULT}; "
+            "the claims page of the book lists every claim on both "
+            "datasets.</small></div>"
         )
     )

@@ -1,4 +1,5 @@
-"""The built book in a real browser: Debian's Chromium, driven by Playwright, on localhost.
+"""The built book in a real browser: Debian's Chromium, driven by Playwright, on
+localhost.
 
 Run after `make book` (`make test` does). Every request to an outside host is either
 answered from a local copy of the CDN package it names (tests/browser/node_modules,
@@ -84,7 +85,8 @@ def browser():
 
     if not Path(CHROMIUM).exists():
         pytest.fail(
-            f"no browser at {CHROMIUM}: `make test` installs Debian's chromium (or set CHROMIUM)"
+            f"no browser at {CHROMIUM}: `make test` installs Debian's chromium (or set "
+            "CHROMIUM)"
         )
     if not NODE.is_dir():
         pytest.fail(
@@ -97,7 +99,8 @@ def browser():
 
 
 def local_copy(url: str) -> Path | None:
-    """The file in node_modules that a cdn.jsdelivr.net/npm/<package>@<version>/<path> URL names."""
+    """The file in node_modules that a cdn.jsdelivr.net/npm/<package>@<version>/<path>
+    URL names."""
     u = urlparse(url)
     if u.hostname != CDN or not u.path.startswith("/npm/"):
         return None
@@ -111,7 +114,8 @@ def local_copy(url: str) -> Path | None:
     installed = json.loads(meta.read_text())["version"]
     if not (installed == version or installed.startswith(version + ".")):
         pytest.fail(
-            f"{url} asks for {name}@{version}, but tests/browser/package.json installs {installed}"
+            f"{url} asks for {name}@{version}, but tests/browser/package.json installs "
+            f"{installed}"
         )
     path = NODE / name / rest
     return path if path.is_file() else None
@@ -160,7 +164,8 @@ class PageLog:
 
 
 def open_page(browser, server, page_path: str, width: int = 1280):
-    """A page at a laptop's width (or ``width``), loaded with its widgets: the page and its PageLog."""
+    """A page at a laptop's width (or ``width``), loaded with its widgets: the page and
+    its PageLog."""
     page = browser.new_page(viewport={"width": width, "height": 900})
     log = PageLog(page)
     page.goto(f"{server}/{page_path}", wait_until="load")
@@ -182,7 +187,8 @@ def test_the_book_has_pages():
 def test_page_loads_cleanly(browser, server, page_path):
     page, log = open_page(browser, server, page_path)
     broken = page.evaluate("""Array.from(document.images)
-        .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.currentSrc || img.src)""")
+        .filter(img => !img.complete || img.naturalWidth === 0)
+        .map(img => img.currentSrc || img.src)""")
     page.close()
     assert log.unanswered == [], "requests to outside hosts that no local copy answers"
     assert log.errors == [], "JavaScript errors, failed or refused requests"
@@ -203,8 +209,8 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
             .locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][1]")
         )
         readout = page.locator(".widget-slider").nth(i).locator(".widget-readout")
-        # The slider's model, found by its label (the order of models in the saved state need not be
-        # the order of the sliders on the page).
+        # The slider's model, found by its label (the order of models in the saved state
+        # need not be the order of the sliders on the page).
         label = (
             page.locator(".widget-slider")
             .nth(i)
@@ -224,8 +230,9 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
                 if c.is_visible()
             ]
             assert len(visible) == 1, f"one panel is shown at a time, found {visible}"
-            # The caption of the shown panel names the slider's value ("k = 8: ..."), and that of every
-            # other slider in the same box: two linked sliders show the panel of both their values.
+            # The caption of the shown panel names the slider's value ("k = 8: ..."),
+            # and that of every other slider in the same box: two linked sliders show
+            # the panel of both their values.
             for v in [value] + [
                 r.inner_text().strip()
                 for r in box.locator(".widget-slider .widget-readout").all()
@@ -244,7 +251,8 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
             handles.nth(i).focus()
             page.keyboard.press("ArrowRight")
             page.wait_for_timeout(100)
-        # A second control (the kind of noise) picks which set of panels the slider moves through.
+        # A second control (the kind of noise) picks which set of panels the slider
+        # moves through.
         for button in box.locator(".widget-toggle-buttons button").all():
             button.click()
             page.wait_for_timeout(100)
@@ -269,10 +277,12 @@ def test_sliders_render_once_and_switch_panels(browser, server, page_path):
 
 
 def test_widget_scripts_match_their_local_copies():
-    """The integrity hashes in _config.yml hold for the files the test serves, so they hold on the CDN too."""
+    """The integrity hashes in _config.yml hold for the files the test serves, so they
+    hold on the CDN too."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     scripts = config["sphinx"]["config"]["nb_ipywidgets_js"]
-    # html-manager 1.x is the one that speaks ipywidgets 8's protocol (myst-nb's default is an old 1.0.6).
+    # html-manager 1.x is the one that speaks ipywidgets 8's protocol (myst-nb's default
+    # is an old 1.0.6).
     manager = [url for url in scripts if "/@jupyter-widgets/html-manager@" in url]
     assert len(manager) == 1 and re.search(
         r"html-manager@1\.0\.(1[0-9]|[7-9])/", manager[0]
@@ -303,12 +313,14 @@ CHAPTERS = [p for p in PAGES if p.startswith("chapters/")]
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_code_fits_the_column(browser, server, page_path):
-    # At 1280 px no code input scrolls sideways, folded ones included (opened for the measurement).
+    # At 1280 px no code input scrolls sideways, folded ones included (opened for the
+    # measurement).
     page, _ = open_page(browser, server, page_path)
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     wide = page.evaluate("""Array.from(document.querySelectorAll('.cell_input pre'))
         .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
-        .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
+        .map(pre => pre.textContent.split('\\n')
+            .reduce((a, b) => a.length >= b.length ? a : b))""")
     page.close()
     assert wide == [], (
         f"{len(wide)} code inputs scroll sideways; their longest lines: {wide[:5]}"
@@ -319,8 +331,7 @@ def test_code_fits_the_column(browser, server, page_path):
 def test_no_cell_output_shows_a_stray_repr(browser, server, page_path):
     # A value a cell returned by accident, shown as plain text (np.float32(0.87),
     # Text(0.5, 0.98, '...')), or an object's default repr (<... at 0x7f...>) in what it
-    # printed. (Printed lines over 88 characters are not checked yet: 141 of them on the
-    # pages today, 70 of those in package source that show_source prints.)
+    # printed.
     page, _ = open_page(browser, server, page_path)
     results = page.evaluate("""Array.from(document.querySelectorAll(
         '.cell_output .output.text_plain')).map(el => el.textContent.trim())""")
@@ -329,6 +340,19 @@ def test_no_cell_output_shows_a_stray_repr(browser, server, page_path):
     page.close()
     reprs = results + [t for t in printed if re.search(r"<[\w.]+( object)? at 0x", t)]
     assert reprs == [], f"stray reprs on the page: {reprs[:3]}"
+
+
+@pytest.mark.parametrize("page_path", PAGES)
+def test_printed_lines_fit_the_column(browser, server, page_path):
+    # What a cell prints (text, tables as text, the package's source that show_source
+    # shows) stays within 88 characters a line, as the code does: a longer line wraps
+    # or scrolls. Results a reader compares are tables.
+    page, _ = open_page(browser, server, page_path)
+    printed = page.evaluate("""Array.from(document.querySelectorAll('.cell_output pre'))
+        .map(el => el.textContent)""")
+    page.close()
+    long = [line for text in printed for line in text.split("\n") if len(line) > 88]
+    assert long == [], f"{len(long)} printed lines over 88 characters: {long[:3]}"
 
 
 @pytest.mark.parametrize("page_path", CHAPTERS)
@@ -345,7 +369,10 @@ def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, pag
     prose = page.evaluate("""(() => {
         const cell = document.querySelector('.cell');
         let text = '', node = cell.previousElementSibling;
-        while (node) { text = node.textContent + text; node = node.previousElementSibling; }
+        while (node) {
+            text = node.textContent + text;
+            node = node.previousElementSibling;
+        }
         return text.trim().length;
     })()""")
     page.close()
@@ -355,34 +382,41 @@ def test_setup_cell_is_folded_and_the_page_opens_with_prose(browser, server, pag
 @pytest.mark.parametrize("page_path", PAGES)
 def test_every_figure_has_alt_text(browser, server, page_path):
     page, _ = open_page(browser, server, page_path)
-    bad = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
-        .map(img => ({src: (img.currentSrc || img.src).slice(0, 80), alt: (img.getAttribute('alt') || '').trim()}))
-        .filter(i => i.alt.length < 15 || /\\.(png|jpe?g|svg)$/i.test(i.alt) || i.alt.includes('_images/'))""")
+    bad = page.evaluate("""
+        Array.from(document.querySelectorAll('article.bd-article img'))
+        .map(img => ({src: (img.currentSrc || img.src).slice(0, 80),
+                      alt: (img.getAttribute('alt') || '').trim()}))
+        .filter(i => i.alt.length < 15 || /\\.(png|jpe?g|svg)$/i.test(i.alt)
+                     || i.alt.includes('_images/'))""")
     page.close()
     assert bad == [], f"images without alt text that says what they show: {bad[:5]}"
 
 
 @pytest.mark.parametrize("page_path", PAGES)
 def test_figures_stay_readable_in_dark_mode(browser, server, page_path):
-    # In the theme's dark mode a transparent figure would show its black text on a dark page: every
-    # figure must be opaque (its corners drawn, not see-through), so it keeps its own light background.
+    # In the theme's dark mode a transparent figure would show its black text on a dark
+    # page: every figure must be opaque (its corners drawn, not see-through), so it
+    # keeps its own light background.
     page, _ = open_page(browser, server, page_path)
     page.evaluate(
-        "document.documentElement.dataset.theme = 'dark'; document.documentElement.dataset.mode = 'dark'"
+        "document.documentElement.dataset.theme = 'dark'; "
+        "document.documentElement.dataset.mode = 'dark'"
     )
     page.wait_for_timeout(200)
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") not in (
         "rgb(255, 255, 255)",
         "rgba(0, 0, 0, 0)",
     ), "the page switched to dark mode"
-    see_through = page.evaluate("""Array.from(document.querySelectorAll('article.bd-article img'))
+    see_through = page.evaluate("""
+        Array.from(document.querySelectorAll('article.bd-article img'))
         .filter(img => img.complete && img.naturalWidth > 0)
         .filter(img => {
             const c = document.createElement('canvas');
             c.width = img.naturalWidth; c.height = img.naturalHeight;
             const g = c.getContext('2d');
             g.drawImage(img, 0, 0);
-            const corners = [[0, 0], [c.width - 1, 0], [0, c.height - 1], [c.width - 1, c.height - 1]];
+            const corners = [[0, 0], [c.width - 1, 0], [0, c.height - 1],
+                             [c.width - 1, c.height - 1]];
             return corners.some(([x, y]) => g.getImageData(x, y, 1, 1).data[3] < 255);
         }).map(img => (img.getAttribute('alt') || img.src).slice(0, 80))""")
     page.close()
