@@ -54,7 +54,8 @@ def test_toc_lists_the_chapters_in_order_then_the_claims_page():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_first_lines_state_the_benched_cold_time(path):
-    """The cost line under the title is the one bench.py writes from benchmarks/cold.json."""
+    """The cost line under the title is the one bench.py writes from
+    benchmarks/cold.json."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench import COLD_RECORD, cost_line
 
@@ -90,11 +91,13 @@ def test_first_code_cell_installs_from_the_configured_repository(path):
     assert f"aebook @ git+{url}" in install, (
         f"install cell must install aebook from {url}"
     )
-    # Colab's own torch and ipywidgets stay as they are: no upgrade, no reinstall of them.
+    # Colab's own torch and ipywidgets stay as they are: no upgrade, no reinstall of
+    # them.
     assert not re.search(
         r"torch|ipywidgets|--upgrade|-U\b|--force", install.replace("aebook @", "")
     )
-    # The install is the only thing the guard does; nothing else in the cell depends on Colab.
+    # The install is the only thing the guard does; nothing else in the cell depends on
+    # Colab.
     assert len(guard.body) == 1 and not guard.orelse
 
 
@@ -154,8 +157,8 @@ def test_setup_cell_chooses_the_data_once_and_checks_claims_on_it(path):
     assert f'claim = Claims("{path.stem}", DATA)' in first
     code = "\n".join(_src(c) for c in _code_cells(_nb(path)))
     calls = re.findall(r"load_data\((\w*)\)", code)
-    # Every cell uses the data chosen in setup; a chapter that needs a second dataset (chapter 9's
-    # out-of-distribution images) names it in setup too, derived from DATA.
+    # Every cell uses the data chosen in setup; a chapter that needs a second dataset
+    # (chapter 9's out-of-distribution images) names it in setup too, derived from DATA.
     assert calls.count("DATA") == 1 and code.count("load_data(") == len(calls), (
         "every cell uses the data chosen in setup"
     )
@@ -166,7 +169,8 @@ def test_setup_cell_chooses_the_data_once_and_checks_claims_on_it(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_glue_roles_are_well_formed(path):
-    # A malformed role ({glue:text}`name:.1f}` with a brace for the closing backtick) shows raw on the page.
+    # A malformed role ({glue:text}`name:.1f}` with a brace for the closing backtick)
+    # shows raw on the page.
     prose = "\n".join(
         _src(c) for c in _nb(path)["cells"] if c["cell_type"] == "markdown"
     )
@@ -188,7 +192,8 @@ GLUE_ROLE = re.compile(
 @pytest.mark.parametrize(
     "prose",
     [
-        "{glue:text}`max_plus_angle:.1f}` and more `x`",  # a brace for the closing backtick
+        "{glue:text}`max_plus_angle:.1f}` and more "
+        "`x`",  # a brace for the closing backtick
         # no closing backtick, inline code after it
         "{glue:text}`ratio:.2f and then `code` follows",
         "{glue:text}`ratio:.2f, the rest` of it",  # prose inside the role
@@ -252,10 +257,12 @@ def test_bibliography_has_the_required_works():
 
 
 def test_package_import_has_no_side_effects(tmp_path):
-    # Importing every module must not create the cache, train, download or restyle matplotlib.
+    # Importing every module must not create the cache, train, download or restyle
+    # matplotlib.
     code = (
         "import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
-        "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, aebook.metrics, "
+        "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, "
+        "aebook.metrics, "
         "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims; "
         "assert dict(plt.rcParams) == before"
     )
@@ -285,7 +292,8 @@ def test_pyproject_fits_colab():
 
 def test_readme_package_table_lists_every_module_once():
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## The package") : readme.index("## Sliders")]
+    start = readme.index("## The package")
+    section = readme[start : readme.index("\n## ", start + 1)]
     listed = re.findall(r"^\| `aebook\.(\w+)` \|", section, flags=re.MULTILINE)
     modules = sorted(
         p.stem for p in (ROOT / "src" / "aebook").glob("*.py") if p.stem != "__init__"
