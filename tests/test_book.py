@@ -111,6 +111,23 @@ def _written(path: Path) -> bool:
     return _nb(path)["metadata"].get("aebook", {}).get("status") != "planned"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_takes_shared_models_from_the_recipes(path):
+    # A model several chapters train is named once, in aebook.recipes; a chapter's own
+    # helper has another name than `train`, and no chapter restates a recipe's cache
+    # name by hand.
+    from aebook.recipes import RECIPES
+
+    code = "\n".join(_src(c) for c in _code_cells(_nb(path)))
+    assert not re.search(r"^def train\(", code, flags=re.MULTILINE), (
+        f"{path.name} defines its own train(); ask aebook.recipes for the model"
+    )
+    for r in RECIPES.values():
+        assert f'name="{r.cache}"' not in code, (
+            f"{path.name} trains {r.cache!r} by hand; use recipes.train"
+        )
+
+
 @pytest.mark.parametrize(
     "path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem
 )

@@ -5,7 +5,6 @@ import torch
 
 from aebook import recipes
 from aebook.data import Data
-from aebook.models import Autoencoder
 
 
 def test_each_cache_name_belongs_to_one_recipe():
@@ -17,8 +16,10 @@ def test_each_cache_name_belongs_to_one_recipe():
 
 def test_every_recipe_builds_its_model():
     for name, r in recipes.RECIPES.items():
-        model = Autoencoder(**r.spec)
-        assert model(torch.rand(2, 784)).shape == (2, 784), name
+        model = r.kind(**r.spec)
+        code = model.encode(torch.rand(2, 784))
+        assert code.shape == (2, r.spec["sizes"][-1]), name
+        assert model.decode(code).shape == (2, 784), name
 
 
 def test_an_unknown_name_lists_the_recipes():
@@ -55,3 +56,13 @@ def test_a_pretrained_recipe_starts_from_its_stack():
     stack, histories = recipes.pretrained_stack("deep, pretrained", data)
     assert [layer.encoder[0].out_features for layer in stack] == [1024, 512, 30]
     assert all(len(h.train_loss) == 10 for h in histories)
+
+
+def test_a_variant_changes_only_what_it_names():
+    base = recipes.recipe("sigmoid 784-256")
+    relu = base.variant("sparse-plain-relu", spec=dict(code="relu"), lr=1e-3)
+    assert relu.cache_name(1) == "sparse-plain-relu-seed1"
+    assert relu.spec == {**base.spec, "code": "relu"}
+    assert relu.settings == {**base.settings, "lr": 1e-3}
+    assert base.spec["code"] == "sigmoid" and base.settings["lr"] == 3e-3
+    assert recipes.recipe(relu) is relu
