@@ -1,15 +1,38 @@
-"""Helpers for the chapter notebooks: show the package's real source, and glue numbers
-into prose."""
+"""Helpers for the chapter notebooks: the setup call every chapter starts with, the
+package's real source shown, and numbers glued into prose."""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+import torch
 from IPython.display import HTML
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
+
+from .claims import Claims
+from .data import Data, load_data
+from .training import resolve_device, set_seed
+
+
+def setup(
+    chapter: str,
+    data: str,
+    *,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+) -> tuple[Data, torch.device, Claims]:
+    """A chapter's first call: seed everything (``seed``), pick the device (a GPU when
+    there is one), start the chapter's claims on the data named ``data`` and load it.
+    Returns (data, device, claim) and prints where it runs and on what."""
+    set_seed(seed)
+    device = resolve_device(device)
+    claim = Claims(chapter, data)
+    loaded = load_data(data)
+    print(f"running on {device}; {loaded}")
+    return loaded, device, claim
 
 
 def source_html(obj: Any) -> str:
