@@ -1,6 +1,6 @@
 import pytest
 
-from aebook.notebook import glue, show_source, source_html
+from aebook.notebook import glue, setup, show_source, source_html
 from aebook.training import fit
 
 
@@ -39,3 +39,21 @@ def test_glue_stores_plain_numbers(monkeypatch):
     )
     assert stored == {"a": 0.5, "b": 2.0, "c": "text", "d": [1, 2]}
     assert type(stored["a"]) is float and type(stored["b"]) is float
+
+
+def test_setup_seeds_loads_the_data_and_starts_the_claims(capsys):
+    import torch
+
+    from aebook.claims import load_records
+
+    torch.manual_seed(123)
+    data, device, claim = setup("01_overview", "mnist5k", device="cpu")
+    first = torch.rand(3)
+    setup("01_overview", "mnist5k", device="cpu")
+    assert torch.equal(torch.rand(3), first)  # seeded the same way each time
+    assert device == torch.device("cpu") and data.name == "mnist5k"
+    assert data.train_x.shape == (4000, 784)
+    assert claim.strict and claim.chapter == "01_overview"
+    claim("a finding", True)
+    assert load_records()["mnist5k"]["01_overview"][0]["statement"] == "a finding"
+    assert "running on cpu; Data('mnist5k'" in capsys.readouterr().out

@@ -41,10 +41,11 @@ def records_dir() -> Path:
 class Claims:
     """The claims of one chapter run on one dataset.
 
-    ``claim = Claims("02_undercomplete", data.name)`` in the setup cell, then, where the
-    text makes a finding: ``claim("the nonlinear AE beats PCA at k = 8", r < 0.8,
-    ratio=r)``. ``strict`` (default: the dataset is the default one) decides whether a
-    failed claim raises.
+    A chapter's setup cell gets ``claim = Claims("02_undercomplete", DATA)`` from
+    `aebook.notebook.setup`; then, where the text makes a finding: ``claim("the
+    nonlinear AE beats PCA at k = 8", r < 0.8, ratio=r)``, and at the end of each check
+    cell ``claim.checked()``. ``strict`` (default: the dataset is the default one)
+    decides whether a failed claim raises.
     """
 
     def __init__(

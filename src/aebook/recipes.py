@@ -27,7 +27,7 @@ from .training import History, set_seed
 
 K = 30  # the code size of chapter 6's family
 DEEP = (784, 1024, 512, K)
-# every recipe anneals on a cosine schedule and is validated on the test images
+# chapter 6's family anneals on a cosine schedule and is validated on the test images
 SHALLOW = dict(epochs=25, lr=3e-3, batch_size=64, loss="bce", schedule="cosine")
 # chapters 3 to 5: 784-256 with a sigmoid code, 30 epochs of binary cross-entropy
 SIGMOID = dict(sizes=[784, 256], code="sigmoid")
@@ -37,11 +37,11 @@ VAE_FIT = dict(epochs=20, lr=3e-3, batch_size=128, loss="bce", schedule="cosine"
 
 @dataclass(frozen=True)
 class Recipe:
-    """``kind(**spec)`` (an Autoencoder unless said) trained by `fit` with ``settings``,
-    cached as ``cache``
-    (seed 0) or ``{cache}-seed{n}``. With ``pretrain`` (greedy_pretrain's settings),
-    the weights start from a greedily pretrained stack of ``spec``'s sizes; with
-    ``validate`` the test images are scored after every epoch."""
+    """``kind(**spec)`` (an Autoencoder unless said) trained by `fit` with
+    ``settings``, cached as ``cache`` (seed 0) or ``{cache}-seed{n}``. With
+    ``pretrain`` (greedy_pretrain's settings) the weights start from a greedily
+    pretrained stack of ``spec``'s sizes; with ``validate`` the test images are scored
+    after every epoch."""
 
     spec: dict[str, Any]
     settings: dict[str, Any]
