@@ -285,7 +285,8 @@ def test_package_import_has_no_side_effects(tmp_path):
         "import matplotlib, matplotlib.pyplot as plt; before = dict(plt.rcParams); "
         "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, "
         "aebook.metrics, "
-        "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims, aebook.recipes; "
+        "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims, "
+        "aebook.recipes; "
         "assert dict(plt.rcParams) == before"
     )
     env = {
