@@ -1,7 +1,6 @@
 """Benchmarks for the book: they print figures, they do not pass or fail.
 
-    make bench            # or: python benchmarks/bench.py [--skip-notebooks]
-    [--skip-clothes]
+    make bench    # or: python benchmarks/bench.py [--skip-notebooks] [--skip-clothes]
 
 1. Each chapter notebook, executed in a fresh kernel: wall time with an empty
    cache (first run: parses the data, trains every model) and with a warm one,
@@ -11,9 +10,8 @@
    time `make test` spends on its second pass over the book.
 2. The warm `load_data()` time (the parsed CSV comes from the .npz cache), for the
    digits and for the clothes.
-3. One epoch of `fit` against a bare PyTorch loop over the same model, data and batches,
-   for a
-   fully connected and for a convolutional autoencoder.
+3. One epoch of `fit` against a bare PyTorch loop over the same model, data and
+   batches, for a fully connected and for a convolutional autoencoder.
 """
 
 from __future__ import annotations
