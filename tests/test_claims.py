@@ -122,10 +122,30 @@ def test_records_of_several_datasets_and_chapters(tmp_path):
     assert load_records(tmp_path / "nothing-here") == {}
 
 
-@pytest.mark.parametrize("bad", [[1, 2], torch.ones(3), None, {"a": 1}])
+@pytest.mark.parametrize(
+    "bad", [[[1, 2]], torch.ones(2, 3), None, {"a": 1}, [1, None], object()]
+)
 def test_measured_values_must_be_numbers(bad):
     with pytest.raises(TypeError, match="numbers or strings"):
         Claims("x", "mnist5k")("s", True, value=bad)
+
+
+@pytest.mark.parametrize(
+    "seq",
+    [
+        [0.5, 2],
+        (0.5, 2),
+        torch.tensor([0.5, 2.0]),
+        np.array([0.5, 2.0]),
+        (v for v in (0.5, 2)),
+        {"a": 0.5, "b": 2}.values(),
+    ],
+)
+def test_a_sequence_of_numbers_is_recorded_as_a_list(seq):
+    claims = Claims("x", "mnist5k")
+    claims("s", True, values=seq)
+    assert load_records()["mnist5k"]["x"][0]["measured"] == {"values": [0.5, 2]}
+    assert "values = [0.5, 2]" in claims.checked().data
 
 
 def test_non_finite_measurements_are_recorded_as_text():

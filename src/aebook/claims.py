@@ -18,6 +18,7 @@ import html
 import json
 import math
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,21 +205,32 @@ def load_records(
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-able number or string from a Python, NumPy or PyTorch value."""
+    """A JSON-able number or string, or a list of them, from a Python, NumPy or
+    PyTorch value: a 1-D array or tensor, a list, a tuple or a generator of numbers
+    becomes a list."""
+    if hasattr(value, "ndim") and getattr(value, "ndim") == 1:
+        value = value.tolist()
     if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         value = value.item()
     if isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        items = [_plain(v) for v in value]
+        if all(not isinstance(v, list) for v in items):
+            return items
     raise TypeError(
-        f"measured values must be numbers or strings, got {type(value).__name__}: "
-        f"{value!r}"
+        "measured values must be numbers or strings, or a flat sequence of them, got "
+        f"{type(value).__name__}: {value!r}"
     )
 
 
 def fmt_value(value: Any) -> str:
-    """A measured value as the reader sees it: four significant digits for floats."""
+    """A measured value as the reader sees it: four significant digits for floats, a
+    list as its items in brackets."""
+    if isinstance(value, list):
+        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
