@@ -95,6 +95,30 @@ def test_linear_probe_separates_separable_classes():
         metrics.linear_probe(x[:100], y[:99], x[100:], y[100:])
 
 
+def test_probe_C_picks_the_penalty_that_cross_validates_best():
+    # The class sits in x1 - x2: x1 alone is swamped by a noise that x2 measures. A
+    # strong penalty keeps only the mean difference (x1) and reads chance; a weak one
+    # finds x1 - x2 and reads every label.
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(400) % 2
+    noise = 3 * torch.randn(400, generator=g)
+    x = torch.stack([(y - 0.5) + noise, noise], 1) + 0.05 * torch.randn(
+        400, 2, generator=g
+    )
+    train, test = slice(0, 300), slice(300, None)
+    strong, weak = (
+        metrics.linear_probe(x[train], y[train], x[test], y[test], C=C)
+        for C in (1e-4, 10.0)
+    )
+    assert strong < 60 and weak > 95
+    for order in ((1e-4, 10.0), (10.0, 1e-4)):
+        assert metrics.probe_C(x[train], y[train], Cs=order) == 10.0
+    with pytest.raises(ValueError, match="folds >= 2"):
+        metrics.probe_C(x, y, folds=1)
+    with pytest.raises(ValueError, match="labelled codes"):
+        metrics.probe_C(x, y[:10])
+
+
 def test_pca_reconstruct_reuses_a_larger_fit(digits):
     big = metrics.pca_fit(digits.train_x, 20)
     for k in (3, 20):

@@ -207,6 +207,42 @@ def linear_probe(
     return 100.0 * (predicted == test_y.cpu()).float().mean().item()
 
 
+def probe_C(
+    train_codes: torch.Tensor,
+    train_y: torch.Tensor,
+    Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0),
+    folds: int = 5,
+    seed: int = 0,
+) -> float:
+    """The ``C`` of `linear_probe` with the best mean accuracy over ``folds``-fold
+    cross-validation on the training codes (N, k) alone, so that each representation
+    gets its own tuned probe without looking at the test set."""
+    if folds < 2 or len(train_codes) != len(train_y) or len(train_y) < folds:
+        raise ValueError(
+            "need folds >= 2 and at least that many labelled codes; got "
+            f"folds={folds}, {len(train_codes)} codes and {len(train_y)} labels"
+        )
+    parts = torch.randperm(
+        len(train_y), generator=torch.Generator().manual_seed(seed)
+    ).chunk(folds)
+    score = {}
+    for C in Cs:
+        accuracies = []
+        for i, held in enumerate(parts):
+            rest = torch.cat([p for j, p in enumerate(parts) if j != i])
+            accuracies.append(
+                linear_probe(
+                    train_codes[rest],
+                    train_y[rest],
+                    train_codes[held],
+                    train_y[held],
+                    C=C,
+                )
+            )
+        score[C] = sum(accuracies) / folds
+    return max(score, key=score.get)
+
+
 def logistic_regression(
     x: torch.Tensor, y: torch.Tensor, C: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
