@@ -232,6 +232,45 @@ def test_auxiliary_loss_is_zero_without_dead_latents_and_trains_only_the_dead():
         TopKAuxiliary(k_aux=0, dead_after=1)
 
 
+def test_the_auxiliary_loss_revives_a_latent_that_never_makes_the_top_k():
+    # Two kinds of input, 3 e1 and 3 e2, and k = 1. Latent 0 is the largest on both
+    # (pre-activations 3 and 3); latent 1 is positive on the e2 inputs but always
+    # smaller (0.15), so it never fires and gets no gradient from the main loss. Its
+    # atom (0.6, 0.8) leans towards what latent 0 misses on the e2 inputs.
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(512, 2)
+    x[0::2, 0], x[1::2, 1] = 3, 3
+    x = x + 0.05 * torch.randn(512, 2, generator=g)
+
+    def run(penalty):
+        sae = SparseAutoencoder(2, 2, k=1)
+        with torch.no_grad():
+            for p in sae.parameters():
+                p.zero_()
+            sae.W_enc.copy_(torch.tensor([[1.0, 1.0], [0.0, 0.05]]))
+            sae.W_dec.copy_(torch.tensor([[1.0, 0.6], [0.0, 0.8]]))
+        history = fit(
+            sae,
+            x,
+            epochs=30,
+            lr=1e-2,
+            batch_size=64,
+            penalty=penalty,
+            seed=0,
+            progress=False,
+        )
+        fires = (sae.eval().encode(x) > 0).float().mean(dim=0)
+        return sae, fires, history.train_loss[-1]
+
+    dead_sae, dead_fires, dead_loss = run(None)
+    assert dead_fires[1] == 0  # never fired: its weights are where they started
+    assert torch.equal(dead_sae.W_enc[1], torch.tensor([0.0, 0.05]))
+    revived_sae, fires, loss = run(TopKAuxiliary(k_aux=1, dead_after=64))
+    # revived: latent 1 now wins on the e2 inputs, latent 0 on the e1 inputs
+    assert fires.tolist() == [0.5, 0.5]
+    assert loss < dead_loss / 100
+
+
 def test_fit_trains_both_families_and_l1_makes_the_code_sparser():
     torch.manual_seed(0)
     # 16 directions in 8 dimensions
