@@ -115,6 +115,31 @@ def _written(path: Path) -> bool:
     return _nb(path)["metadata"].get("aebook", {}).get("status") != "planned"
 
 
+FOLDED = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+
+
+def _open_lines(cell: dict) -> int:
+    """Non-blank code lines a reader sees without unfolding anything (0 if folded)."""
+    if FOLDED & set(cell.get("metadata", {}).get("tags", [])):
+        return 0
+    return sum(1 for line in _src(cell).splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_open_cells_are_short(path):
+    # Teaching code stays open in cells a reader can follow; the checks, the
+    # controls behind them and the formatting of tables are folded.
+    long = {
+        c.get("id"): n for c in _code_cells(_nb(path)) if (n := _open_lines(c)) > 20
+    }
+    assert not long, f"{path.name}: open cells over 20 lines (fold or split): {long}"
+
+
+def test_the_book_shows_at_most_1300_lines_of_code_unfolded():
+    total = sum(_open_lines(c) for p in NOTEBOOKS for c in _code_cells(_nb(p)))
+    assert total <= 1300, f"{total} open code lines across the chapters (#29: 1,300)"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapter_takes_shared_models_from_the_recipes(path):
     # A model several chapters train is named once, in aebook.recipes; a chapter's own
