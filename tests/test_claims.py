@@ -1,3 +1,4 @@
+import html
 import json
 
 import numpy as np
@@ -106,6 +107,40 @@ def test_a_check_cell_ends_with_one_line_that_opens_to_its_claims():
     claim("c", True)  # the same claim again counts once
     assert "<summary>✓ 1 finding checked</summary>" in claim.checked().data
     assert "<summary>✓ 0 findings checked</summary>" in claim.checked().data
+
+
+def test_a_summary_names_the_claims_each_point_rests_on():
+    claims = Claims("x", "mnist5k")
+    claims("the model beats PCA at k = 8", True, ratio=0.6)
+    claims("the model beats PCA at k = 16", True, ratio=0.7)
+    claims("the code is sparse", True)
+    out = claims.summary(
+        claims.DEFINITION, ["the model beats PCA at k = 8", "the code"]
+    ).data
+    assert (
+        "✓ the summary's 2 points: 1 rests on 2 findings checked above, 1 defines"
+        in html.unescape(out)
+    )
+    assert "point 1: defines" in out and "point 2: ✓ the model beats" in out
+    # a beginning that matches two claims, or none, is a summary no check backs
+    with pytest.raises(ValueError, match="matches 2"):
+        claims.summary(["the model beats PCA"])
+    with pytest.raises(ValueError, match="matches 0"):
+        claims.summary(["the model is fast"])
+    for bad in ("the code is sparse", [], None):
+        with pytest.raises(ValueError, match="bullet 1"):
+            claims.summary(bad)
+    with pytest.raises(ValueError, match="one argument per bullet"):
+        claims.summary()
+
+
+def test_on_other_data_a_summary_says_which_points_hold(capsys):
+    claims = Claims("x", "fashion5k")
+    claims("holds here", True)
+    claims("fails here", False)
+    out = html.unescape(claims.summary(["holds here"], ["holds", "fails here"]).data)
+    assert "1 of the summary's 2 findings hold on fashion5k" in out
+    assert "✗ does not hold: fails here" in out
 
 
 def test_records_of_several_datasets_and_chapters(tmp_path):

@@ -39,6 +39,10 @@ def records_dir() -> Path:
     return cache_dir() / "claims"
 
 
+# a summary bullet that defines or explains, and so restates no finding
+DEFINITION = "definition"
+
+
 class Claims:
     """The claims of one chapter run on one dataset.
 
@@ -48,6 +52,9 @@ class Claims:
     cell ``claim.checked()``. ``strict`` (default: the dataset is the default one)
     decides whether a failed claim raises.
     """
+
+    # so that a notebook writes claim.summary(claim.DEFINITION, [...])
+    DEFINITION = DEFINITION
 
     def __init__(
         self, chapter: str, dataset: str, *, strict: bool | None = None
@@ -121,6 +128,78 @@ class Claims:
             f"{html.escape(r['statement'])} "
             f"<small>({html.escape(_fmt_values(r['measured']))})</small></li>"
             for r in records
+        )
+        return HTML(
+            f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
+            f"<ul>{items}</ul></details>"
+        )
+
+    def summary(self, *bullets: str | list[str]) -> Any:
+        """Check a chapter's summary against the claims above it: one argument per
+        bullet, in order.
+
+        A bullet that restates findings names the claims it rests on, as a list of
+        their statements, each given by a beginning that matches one claim of this
+        run; a bullet that only defines or explains passes ``DEFINITION``. A name that
+        matches no claim, or several, raises ValueError: the summary would state what
+        no check backs. On the default data a named claim that does not hold has
+        already failed the run; elsewhere the line says how many bullets hold.
+
+        Returns, like `checked`, one line ("✓ the summary's 5 points: 4 rest on 12
+        findings checked above, 1 defines") that opens to each bullet's claims.
+        """
+        if not bullets:
+            raise ValueError("a summary check needs one argument per bullet")
+        resting = []
+        for i, bullet in enumerate(bullets, 1):
+            if bullet == DEFINITION:
+                resting.append(None)
+                continue
+            if isinstance(bullet, str) or not bullet:
+                raise ValueError(
+                    f"bullet {i}: pass a list of the claims it restates (beginnings "
+                    f"of their statements), or DEFINITION; got {bullet!r}"
+                )
+            records = []
+            for start in bullet:
+                found = [r for s, r in self.results.items() if s.startswith(start)]
+                if len(found) != 1:
+                    raise ValueError(
+                        f"bullet {i}: {start!r} matches {len(found)} of this "
+                        "chapter's claims; it must name exactly one claim checked "
+                        "above"
+                    )
+                records.append(found[0])
+            resting.append(records)
+        findings = [rs for rs in resting if rs is not None]
+        held = sum(all(r["holds"] for r in rs) for rs in findings)
+        n_claims = len({r["statement"] for rs in findings for r in rs})
+        defines = len(bullets) - len(findings)
+        line = (
+            f"✓ the summary's {len(bullets)} points: {len(findings)} "
+            f"{'rests' if len(findings) == 1 else 'rest'} on "
+            f"{n_claims} findings checked above"
+            if held == len(findings)
+            else f"{held} of the summary's {len(findings)} findings hold on "
+            f"{self.dataset}"
+        ) + (
+            f", {defines} {'defines' if defines == 1 else 'define'}" if defines else ""
+        )
+        try:
+            from IPython.display import HTML
+        except ImportError:
+            return line
+        items = "".join(
+            f"<li>point {i}: defines, checks nothing</li>"
+            if rs is None
+            else f"<li>point {i}: "
+            + "; ".join(
+                f"{'✓' if r['holds'] else '✗ does not hold:'} "
+                f"{html.escape(r['statement'])}"
+                for r in rs
+            )
+            + "</li>"
+            for i, rs in enumerate(resting, 1)
         )
         return HTML(
             f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
