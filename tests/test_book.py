@@ -126,6 +126,14 @@ def _open_lines(cell: dict) -> int:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_cell_ids_are_unique(path):
+    ids = [c.get("id") for c in _nb(path)["cells"]]
+    assert len(set(ids)) == len(ids), (
+        f"{path.name}: repeated cell ids {sorted({i for i in ids if ids.count(i) > 1})}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_open_cells_are_short(path):
     # Teaching code stays open in cells a reader can follow; the checks, the
     # controls behind them and the formatting of tables are folded.
@@ -138,6 +146,41 @@ def test_open_cells_are_short(path):
 def test_the_book_shows_at_most_1300_lines_of_code_unfolded():
     total = sum(_open_lines(c) for p in NOTEBOOKS for c in _code_cells(_nb(p)))
     assert total <= 1300, f"{total} open code lines across the chapters (#29: 1,300)"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if _written(p)], ids=lambda p: p.stem
+)
+def test_every_summary_point_names_the_claims_it_restates(path):
+    # A summary restates only what a claim above it checks: the folded cell right
+    # after the summary's bullets passes claim.summary one argument per bullet, the
+    # claims it rests on (or claim.DEFINITION), and the run fails if one is missing.
+    cells = _nb(path)["cells"]
+    at = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown"
+        and re.search(r"^## Summary$", _src(c), flags=re.MULTILINE)
+    ]
+    assert len(at) == 1, f"{path.name}: one cell with a '## Summary' heading"
+    summary = _src(cells[at[0]]).split("## Summary")[1]
+    bullets = re.findall(r"^- ", summary, flags=re.MULTILINE)
+    check = cells[at[0] + 1]
+    calls = [
+        node
+        for node in ast.walk(ast.parse(_src(check)))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "summary"
+    ]
+    assert check["cell_type"] == "code" and len(calls) == 1, (
+        f"{path.name}: the cell after the summary calls claim.summary(...) once"
+    )
+    assert "hide-input" in check["metadata"].get("tags", [])
+    assert bullets and len(calls[0].args) == len(bullets), (
+        f"{path.name}: {len(bullets)} summary points, {len(calls[0].args)} arguments "
+        "to claim.summary"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

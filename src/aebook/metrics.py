@@ -216,7 +216,9 @@ def probe_C(
 ) -> float:
     """The ``C`` of `linear_probe` with the best mean accuracy over ``folds``-fold
     cross-validation on the training codes (N, k) alone, so that each representation
-    gets its own tuned probe without looking at the test set."""
+    gets its own tuned probe without looking at the test set. Ties go to the first C in
+    ``Cs`` (the smallest, in the default order); a choice at either end of the grid
+    means the grid should be wider."""
     if folds < 2 or len(train_codes) != len(train_y) or len(train_y) < folds:
         raise ValueError(
             "need folds >= 2 and at least that many labelled codes; got "
