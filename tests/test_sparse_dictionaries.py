@@ -403,6 +403,18 @@ def test_mmcs():
         metrics.mmcs(torch.rand(3, 2), torch.rand(4, 2))
 
 
+def test_matched_share_counts_learned_directions_that_match_a_true_one():
+    true = torch.eye(3)[:, :2]  # e1, e2 in 3-D
+    learned = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]]).T
+    learned = torch.cat([learned, torch.tensor([[1.0], [1.0], [0.0]])], dim=1)
+    # e1 and 2 e2 match; e3 and (1, 1, 0) (cosine 0.71 with each) do not
+    assert metrics.matched_share(learned, true) == 0.5
+    assert metrics.matched_share(learned, true, threshold=0.7) == 0.75
+    assert metrics.matched_share(-learned, true) == 0.0  # signed, like mmcs
+    with pytest.raises(ValueError, match="same d"):
+        metrics.matched_share(torch.ones(2, 3), true)
+
+
 def test_top_purity():
     labels = torch.tensor([0, 0, 1, 1, 2])
     # unit 0 tops 0, 0, 1; unit 1 tops 2, 1, 1

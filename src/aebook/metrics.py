@@ -516,6 +516,21 @@ def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
     return cos.max(dim=1).values.mean().item()
 
 
+def matched_share(
+    learned: torch.Tensor, true: torch.Tensor, threshold: float = 0.9
+) -> float:
+    """MMCS read the other way: the share of learned directions (columns of learned,
+    (d, a)) within cosine ``threshold`` of some true direction (column of true,
+    (d, n)). MMCS ignores learned directions that match nothing; this counts them."""
+    if learned.ndim != 2 or true.ndim != 2 or learned.shape[0] != true.shape[0]:
+        raise ValueError(
+            "expected two (d, columns) matrices with the same d, got "
+            f"{tuple(learned.shape)} and {tuple(true.shape)}"
+        )
+    cos = F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)
+    return (cos.max(dim=0).values > threshold).double().mean().item()
+
+
 def top_purity(
     scores: torch.Tensor, labels: torch.Tensor, top: int = 20
 ) -> torch.Tensor:
