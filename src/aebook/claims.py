@@ -119,20 +119,13 @@ class Claims:
             if held == len(records)
             else f"{held} of {len(records)} {noun} hold on {self.dataset}"
         )
-        try:
-            from IPython.display import HTML
-        except ImportError:
-            return line
         items = "".join(
             f"<li>{'✓' if r['holds'] else '✗ does not hold:'} "
             f"{html.escape(r['statement'])} "
             f"<small>({html.escape(_fmt_values(r['measured']))})</small></li>"
             for r in records
         )
-        return HTML(
-            f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
-            f"<ul>{items}</ul></details>"
-        )
+        return _opening(line, items)
 
     def summary(self, *bullets: str | list[str]) -> Any:
         """Check a chapter's summary against the claims above it: one argument per
@@ -185,10 +178,6 @@ class Claims:
         ) + (
             f", {defines} {'defines' if defines == 1 else 'define'}" if defines else ""
         )
-        try:
-            from IPython.display import HTML
-        except ImportError:
-            return line
         items = "".join(
             f"<li>point {i}: defines, checks nothing</li>"
             if rs is None
@@ -201,10 +190,7 @@ class Claims:
             + "</li>"
             for i, rs in enumerate(resting, 1)
         )
-        return HTML(
-            f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
-            f"<ul>{items}</ul></details>"
-        )
+        return _opening(line, items)
 
     def elsewhere(self, dataset: str | None = None) -> Any:
         """How this chapter's claims fared in the last recorded run on another dataset,
@@ -311,6 +297,19 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(fmt_value(v) for v in value) + "]"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _opening(line: str, items: str) -> Any:
+    """One line that opens to a list (``items``: ``<li>`` elements), as IPython's HTML
+    ``<details>``; the line as plain text without IPython."""
+    try:
+        from IPython.display import HTML
+    except ImportError:
+        return line
+    return HTML(
+        f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
+        f"<ul>{items}</ul></details>"
+    )
 
 
 def _fmt_values(values: dict[str, Any]) -> str:

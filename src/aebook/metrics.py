@@ -505,15 +505,7 @@ def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
     (column of true, (d, n)), the largest cosine with any learned direction (column of
     learned, (d, a)), averaged over the n true ones. 1 when every true direction has an
     exact copy among the learned ones."""
-    if learned.ndim != 2 or true.ndim != 2 or learned.shape[0] != true.shape[0]:
-        raise ValueError(
-            "expected two (d, columns) matrices with the same d, got "
-            f"{tuple(learned.shape)} and "
-            f"{tuple(true.shape)}"
-        )
-    # (n, a)
-    cos = F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)
-    return cos.max(dim=1).values.mean().item()
+    return _cosines(learned, true).max(dim=1).values.mean().item()
 
 
 def matched_share(
@@ -522,13 +514,20 @@ def matched_share(
     """MMCS read the other way: the share of learned directions (columns of learned,
     (d, a)) within cosine ``threshold`` of some true direction (column of true,
     (d, n)). MMCS ignores learned directions that match nothing; this counts them."""
+    return (
+        (_cosines(learned, true).max(dim=0).values > threshold).double().mean().item()
+    )
+
+
+def _cosines(learned: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """(n, a): the cosine of every true direction (column of true, (d, n)) with every
+    learned one (column of learned, (d, a)), in float64."""
     if learned.ndim != 2 or true.ndim != 2 or learned.shape[0] != true.shape[0]:
         raise ValueError(
             "expected two (d, columns) matrices with the same d, got "
             f"{tuple(learned.shape)} and {tuple(true.shape)}"
         )
-    cos = F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)
-    return (cos.max(dim=0).values > threshold).double().mean().item()
+    return F.normalize(true.double(), dim=0).T @ F.normalize(learned.double(), dim=0)
 
 
 def top_purity(
