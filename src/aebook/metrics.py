@@ -442,6 +442,47 @@ def classifier_scores(
     }
 
 
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The Fréchet distance between Gaussians fitted to features a (N, F) and b (M, F):
+    ||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2)) (Dowson & Landau 1982).
+
+    In the features of an Inception network it is Heusel et al.'s FID; the book feeds
+    it its own classifier's features (`judge_features`), so its numbers are comparable
+    with each other only. Computed in float64: Tr((C_a C_b)^(1/2)) as the sum of the
+    square roots of the eigenvalues of C_a^(1/2) C_b C_a^(1/2).
+    """
+    if (
+        a.ndim != 2
+        or b.ndim != 2
+        or a.shape[1] != b.shape[1]
+        or min(len(a), len(b)) < 2
+    ):
+        raise ValueError(
+            "need two sets of feature vectors (N, F) and (M, F), at least 2 each, got "
+            f"{tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = (
+        torch.cov(a.T).reshape(a.shape[1], -1),
+        torch.cov(b.T).reshape(b.shape[1], -1),
+    )
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return (
+        (mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross
+    ).item()
+
+
+@torch.no_grad()
+def judge_features(classifier: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """The features a `train_classifier` judge sees before its last layer: (N, D) ->
+    (N, hidden), on the CPU."""
+    classifier.eval()
+    return classifier[:-1](x.float().cpu())
+
+
 # --- Sparse dictionaries: the numbers the interpretability literature reports for a
 # sparse autoencoder ---
 

@@ -19,6 +19,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "leaky_relu": nn.LeakyReLU,
     "elu": nn.ELU,
+    "silu": nn.SiLU,
 }
 
 

@@ -27,6 +27,11 @@ Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # track(model) -> {name: number}, called after every epoch with the model in eval mode
 # (a VAE's test ELBO, say).
 Tracker = Callable[[nn.Module], Mapping[str, float]]
+# objective(model, x, generator) -> the scalar training loss of the batch x (B, D), in
+# place of the reconstruction: a model whose target is not its input (a diffusion model
+# predicts the noise it was given) brings its own, drawing its randomness from the
+# generator.
+Objective = Callable[[nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
 
 LOSSES = ("mse", "bce")
 SCHEDULES = ("constant", "cosine")
@@ -194,8 +199,17 @@ def _check_fit_args(
     val_x: torch.Tensor | None,
     patience: int | None,
     loss_weight: torch.Tensor | None,
+    objective: Objective | None = None,
+    hooks: Mapping[str, object] | None = None,
 ) -> None:
     _check_data(train_x, "train_x")
+    clashing = [name for name, hook in (hooks or {}).items() if hook is not None]
+    if objective is not None and (clashing or val_x is not None):
+        raise ValueError(
+            "objective replaces the reconstruction loss, so it cannot be combined with "
+            f"{', '.join(clashing + ['val_x'] * (val_x is not None))}; put any extra "
+            "term inside the objective, and watch held-out data with track"
+        )
     if loss_weight is not None and (
         not isinstance(loss_weight, torch.Tensor)
         or loss_weight.shape != train_x.shape[1:]
@@ -273,6 +287,7 @@ def fit(
     augment: Augmentation | None = None,
     track: Tracker | None = None,
     loss_weight: torch.Tensor | None = None,
+    objective: Objective | None = None,
 ) -> History:
     """Train ``model`` (with ``encode``/``decode``) to reconstruct ``train_x`` (N, D)
     with Adam.
@@ -287,6 +302,10 @@ def fit(
     training and validation: a toy model's feature importance. ``schedule="cosine"``
     anneals the learning rate from ``lr`` to zero over the run, which lets a model
     settle into its optimum instead of jittering around it at a constant step size.
+    ``objective(model, x, generator)``, if given, is the whole loss of a batch x (B, D)
+    instead: the hook for a model whose target is not its input (a diffusion model's
+    noise prediction, `aebook.diffusion`); it cannot be combined with the
+    reconstruction's own hooks (penalty, corrupt, loss_weight, val_x).
     Batches are sliced from the in-memory tensor in an order drawn from ``seed``, so on
     the CPU the same seed, the same initial weights and the same number of threads give
     bit-identical losses (another thread count can change the last bits of a sum). The
@@ -323,6 +342,8 @@ def fit(
         val_x,
         patience,
         loss_weight,
+        objective,
+        dict(penalty=penalty, corrupt=corrupt, loss_weight=loss_weight),
     )
     dev = resolve_device(device)  # which also flushes denormals
     weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
@@ -349,25 +370,22 @@ def fit(
         total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
         for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
             x = x_all[idx] if augment is None else augment(x_all[idx], gen)
-            x_in = corrupt(x, gen) if corrupt is not None else x
-            h = model.encode(x_in)
-            objective = reconstruction_loss(model.decode(h), x, loss, weight)
-            if penalty is not None:
-                omega = penalty(model, x_in, h)
-                if not isinstance(omega, torch.Tensor) or omega.ndim != 0:
-                    raise ValueError(
-                        "the penalty must return a scalar tensor (a 0-d tensor, e.g. "
-                        ".sum() or "
-                        ".mean() of its terms), got "
-                        f"{tuple(getattr(omega, 'shape', ()))!r} from {penalty!r}"
+            if objective is not None:
+                batch_loss = _scalar(objective(model, x, gen), "objective", objective)
+            else:
+                x_in = corrupt(x, gen) if corrupt is not None else x
+                h = model.encode(x_in)
+                batch_loss = reconstruction_loss(model.decode(h), x, loss, weight)
+                if penalty is not None:
+                    batch_loss = batch_loss + _scalar(
+                        penalty(model, x_in, h), "penalty", penalty
                     )
-                objective = objective + omega
             opt.zero_grad(set_to_none=True)
-            objective.backward()
+            batch_loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
-            total += objective.detach() * len(idx)
+            total += batch_loss.detach() * len(idx)
         history.train_loss.append(total.item() / n)
         if x_val is not None:
             history.val_loss.append(
@@ -405,6 +423,18 @@ def fit(
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
+
+
+def _scalar(value: object, what: str, hook: object) -> torch.Tensor:
+    """``value`` if it is a 0-d tensor, else a ValueError naming the ``hook`` that
+    returned it."""
+    if not isinstance(value, torch.Tensor) or value.ndim != 0:
+        raise ValueError(
+            f"the {what} must return a scalar tensor (a 0-d tensor, e.g. .sum() or "
+            f".mean() of its terms), got {tuple(getattr(value, 'shape', ()))!r} from "
+            f"{hook!r}"
+        )
+    return value
 
 
 def _record(history: History, track: Tracker, model: nn.Module, epoch: int) -> None:
