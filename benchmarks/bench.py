@@ -424,7 +424,9 @@ def main() -> None:
             f"{mem:.0f} MiB | {secs(clothes)} |"
             for name, cold, slow, warm_s, mem, clothes in rows
         ]
-        clothes_total = "-" if args.skip_clothes else f"{sum(r[5] for r in rows):.0f} s"
+        # --cold-only runs no clothes' pass: nothing to add up
+        clothes = [r[5] for r in rows]
+        clothes_total = "-" if None in clothes else f"{sum(clothes):.0f} s"
         lines += [
             f"| all chapters | {sum(r[1] for r in rows):.0f} s | | "
             f"{'-' if args.cold_only else f'{sum(r[3] for r in rows):.0f} s'} | | "

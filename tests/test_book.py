@@ -24,6 +24,7 @@ CHAPTERS = [
     "08_variational",
     "09_applications",
     "10_sparse_dictionaries",
+    "11_latent_diffusion",
 ]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 

@@ -16,6 +16,7 @@ from aebook.diffusion import (
     level,
     mixture_sample,
     mixture_score,
+    noise_estimate,
     sample,
     score,
 )
@@ -228,7 +229,7 @@ class _Exact(torch.nn.Module):
         super().__init__()
         self.s, self.m, self.c = s, m, c
         self.w = torch.nn.Parameter(torch.zeros(()))  # sample() reads the device
-        self.config = type("C", (), {"dim": 1, "classes": 0})
+        self.config = type("C", (), {"dim": 1, "classes": 0, "predicts": "eps"})
 
     def forward(self, x, lv, y=None):
         t = (lv * self.s.steps).round().long() - 1
@@ -305,3 +306,58 @@ def test_judge_features_are_the_hidden_layer():
     f = judge_features(judge, x)
     assert f.shape == (40, 5) and (f >= 0).all()
     assert torch.allclose(judge[-1](f), judge(x))
+
+
+def test_frechet_distance_of_non_commuting_covariances_matches_scipy():
+    """Two covariances that do not commute: the trace term against scipy's sqrtm."""
+    from scipy.linalg import sqrtm
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randn(3000, 3, generator=g, dtype=torch.float64) @ torch.tensor(
+        [[1.0, 0.5, 0.0], [0.0, 1.0, 0.3], [0.2, 0.0, 1.0]], dtype=torch.float64
+    )
+    b = torch.randn(3000, 3, generator=g, dtype=torch.float64) @ torch.tensor(
+        [[2.0, 0.0, 0.0], [0.7, 0.5, 0.0], [0.0, 0.4, 1.5]], dtype=torch.float64
+    )
+    ca, cb = torch.cov(a.T).numpy(), torch.cov(b.T).numpy()
+    assert not torch.allclose(
+        torch.from_numpy(ca @ cb), torch.from_numpy(cb @ ca), atol=1e-3
+    )
+    mean = (a.mean(0) - b.mean(0)).pow(2).sum().item()
+    want = mean + ca.trace() + cb.trace() - 2 * sqrtm(ca @ cb).real.trace()
+    assert frechet_distance(a, b) == pytest.approx(want, rel=1e-8)
+
+
+def test_a_denoiser_that_predicts_x0_gives_full_rank_noise_estimates():
+    """An eps-predicting network's output spans at most its last hidden width; one that
+    predicts x0 gives eps_hat = (x_t - sqrt(abar) x0_hat) / sqrt(1 - abar), which
+    keeps x_t's every direction. Its loss is on x0."""
+    torch.manual_seed(0)
+    narrow = Denoiser(8, (3,), time_dim=4)
+    wide = Denoiser(8, (3,), time_dim=4, predicts="x0")
+    x, s, ab = torch.randn(50, 8), torch.full((50,), 0.5), torch.tensor(0.3)
+    with torch.no_grad():
+        rank_eps = torch.linalg.matrix_rank(noise_estimate(narrow, x, s, ab))
+        rank_x0 = torch.linalg.matrix_rank(noise_estimate(wide, x, s, ab))
+        want = (x - ab.sqrt() * wide(x, s)) / (1 - ab).sqrt()
+    assert rank_eps <= 4 and rank_x0 == 8
+    assert torch.allclose(noise_estimate(wide, x, s, ab), want)
+    # the objective's target follows what the model predicts
+    sched = Schedule(10)
+    data = torch.full((200, 8), 0.7)
+    torch.manual_seed(0)
+    model = Denoiser(8, (32,), time_dim=8, predicts="x0")
+    fit(
+        model,
+        data,
+        epochs=80,
+        batch_size=50,
+        lr=1e-2,
+        objective=NoisePrediction(sched),
+        progress=False,
+    )
+    with torch.no_grad():
+        x0_hat = model(torch.randn(5, 8), torch.full((5,), 0.3))
+    assert torch.allclose(x0_hat, torch.full((5, 8), 0.7), atol=0.05)
+    with pytest.raises(ValueError, match="predicts"):
+        Denoiser(8, predicts="v")

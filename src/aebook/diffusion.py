@@ -65,6 +65,11 @@ class DenoiserConfig(Spec):
     hidden: tuple[int, ...] = (256, 256)  # widths of the hidden layers (SiLU)
     time_dim: int = 32  # size of the sinusoidal embedding of the noise level
     classes: int = 0  # > 0: also conditioned on a class, with one more "no class"
+    # what the network outputs: the noise eps, or the clean x_0 (then eps_hat = (x_t -
+    # sqrt(abar) x0_hat) / sqrt(1 - abar) keeps x_t's every direction, which a narrow
+    # network's eps cannot: its output spans only as many directions as its last
+    # hidden layer is wide)
+    predicts: str = "eps"
 
     def __post_init__(self) -> None:
         widths = tuple(_whole(w, "hidden width") for w in self.hidden)
@@ -72,6 +77,8 @@ class DenoiserConfig(Spec):
         for name in ("dim", "time_dim"):
             if _whole(getattr(self, name), name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.predicts not in ("eps", "x0"):
+            raise ValueError(f"predicts must be 'eps' or 'x0', got {self.predicts!r}")
         if _whole(self.classes, "number of classes") < 0 or self.time_dim % 2:
             raise ValueError(
                 f"need classes >= 0 and an even time_dim, got {self.classes}, "
@@ -94,9 +101,12 @@ class Denoiser(nn.Module):
         hidden: tuple[int, ...] | list[int] = (256, 256),
         time_dim: int = 32,
         classes: int = 0,
+        predicts: str = "eps",
     ) -> None:
         super().__init__()
-        self.config = c = DenoiserConfig(dim, tuple(hidden), time_dim, classes)
+        self.config = c = DenoiserConfig(
+            dim, tuple(hidden), time_dim, classes, predicts
+        )
         self.net = mlp((c.dim + c.time_dim, *c.hidden, c.dim), "silu", "identity")
         self.label = nn.Embedding(c.classes + 1, c.time_dim) if c.classes else None
         half = c.time_dim // 2
@@ -125,6 +135,21 @@ class Denoiser(nn.Module):
         return self.net(torch.cat([x, e], dim=1))
 
 
+def noise_estimate(
+    model: Denoiser,
+    x: torch.Tensor,
+    s: torch.Tensor,
+    alpha_bar: torch.Tensor,
+    y: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """eps_hat (B, D) at x_t = x (B, D), level s (B,) and abar there (0-d or (B, 1)):
+    the network's output, or computed from its x0_hat."""
+    out = model(x, s, y)
+    if model.config.predicts == "eps":
+        return out
+    return (x - alpha_bar.sqrt() * out) / (1 - alpha_bar).sqrt()
+
+
 def level(t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     """Integer steps t (B,) in 0..T-1 -> the denoiser's noise level s = (t + 1) / T."""
     return (t.float() + 1) / schedule.steps
@@ -134,7 +159,8 @@ def level(t: torch.Tensor, schedule: Schedule) -> torch.Tensor:
 class NoisePrediction:
     """Ho et al.'s simple loss, a `fit` objective: E_{t, eps} ||eps - eps_theta(x_t,
     t)||^2 with t uniform over the steps, a denoising autoencoder's loss summed over
-    every noise level. ``step``: train at that one step only (a single-noise denoiser,
+    every noise level (for a denoiser that predicts x_0, ||x_0 - x0_theta||^2
+    instead). ``step``: train at that one step only (a single-noise denoiser,
     as in chapter 5). With a class-conditional denoiser the batch's last column holds
     the class, which is dropped to "no class" with probability ``label_drop``."""
 
@@ -158,14 +184,15 @@ class NoisePrediction:
         )
         eps = torch.randn(x.shape, generator=gen, device=x.device)
         x_t = self.schedule.noised(x, t, eps)
-        return F.mse_loss(model(x_t, level(t, self.schedule), y), eps)
+        target = eps if model.config.predicts == "eps" else x
+        return F.mse_loss(model(x_t, level(t, self.schedule), y), target)
 
 
 def score(model: Denoiser, x: torch.Tensor, t: int, schedule: Schedule) -> torch.Tensor:
     """Tweedie: the model's score of q_t at x (B, D), -eps_hat / sqrt(1 - abar_t)."""
     tt = torch.full((len(x),), t, device=x.device)
-    eps = model(x, level(tt, schedule))
-    return -eps / (1 - schedule.alpha_bar[t]).sqrt()
+    ab = schedule.alpha_bar[t].to(x.device)
+    return -noise_estimate(model, x, level(tt, schedule), ab) / (1 - ab).sqrt()
 
 
 @torch.no_grad()
@@ -191,10 +218,15 @@ def sample(
     ``keep`` > 0 also returns ``keep`` + 1 snapshots of x, from the noise to the
     samples, evenly spaced over the steps."""
     steps = schedule.steps if steps is None else _whole(steps, "number of steps")
-    if not 1 <= steps <= schedule.steps or n < 1 or not 0 <= eta <= 1:
+    if (
+        not 1 <= steps <= schedule.steps
+        or n < 1
+        or not 0 <= eta <= 1
+        or not 0 <= keep <= steps
+    ):
         raise ValueError(
-            f"need 1 <= steps <= {schedule.steps}, n >= 1 and eta in [0, 1]; got "
-            f"{steps}, {n}, {eta}"
+            f"need 1 <= steps <= {schedule.steps}, n >= 1, eta in [0, 1] and 0 <= keep "
+            f"<= steps; got steps={steps}, n={n}, eta={eta}, keep={keep}"
         )
     dev = next(model.parameters()).device
     model.eval()
@@ -206,14 +238,14 @@ def sample(
     snaps = [x.cpu()]
     for i, t in enumerate(ts):
         s = torch.full((n,), (t + 1) / schedule.steps, device=dev)
+        a_t = ab[t]
         if labels is None:
-            eps = model(x, s)
+            eps = noise_estimate(model, x, s, a_t)
         else:
             y = labels.to(dev)
-            eps = (1 + guidance) * model(x, s, y) - guidance * model(
-                x, s, torch.full_like(y, none)
+            eps = (1 + guidance) * noise_estimate(model, x, s, a_t, y) - (
+                guidance * noise_estimate(model, x, s, a_t, torch.full_like(y, none))
             )
-        a_t = ab[t]
         a_prev = ab[ts[i + 1]] if i + 1 < len(ts) else torch.ones((), device=dev)
         x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         sigma = (
