@@ -87,8 +87,9 @@ class DenoiserConfig(Spec):
 
 
 class Denoiser(nn.Module):
-    """An MLP eps_theta(x_t, s[, y]) -> (B, D): the noise in x_t, from x_t and the
-    noise level s in [0, 1] (a step t as (t + 1) / T), as a sinusoidal embedding
+    """An MLP eps_theta(x_t, s[, y]) -> (B, D): the noise in x_t (or, with
+    ``predicts="x0"``, the clean x_0; `noise_estimate` gives eps either way), from x_t
+    and the noise level s in [0, 1] (a step t as (t + 1) / T), as a sinusoidal embedding
     concatenated to the input (Vaswani et al.'s, as in Ho et al.). With ``classes``, a
     learned class embedding is added to it; class ``classes`` means "no class"
     (classifier-free guidance, Ho & Salimans 2022)."""
@@ -237,7 +238,7 @@ def sample(
     none = model.config.classes
     snaps = [x.cpu()]
     for i, t in enumerate(ts):
-        s = torch.full((n,), (t + 1) / schedule.steps, device=dev)
+        s = level(torch.full((n,), t, device=dev), schedule)
         a_t = ab[t]
         if labels is None:
             eps = noise_estimate(model, x, s, a_t)
