@@ -18,7 +18,7 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from aebook.claims import fmt_value, load_records
+from aebook.claims import fmt_value, load_records, load_where
 from aebook.data import DEFAULT
 
 # The datasets shown first, in this order, with a word for the reader; others follow by
@@ -67,9 +67,10 @@ def render(
     records: dict[str, dict[str, list[dict[str, Any]]]],
     link: dict[str, str],
     title: dict[str, str],
+    where: dict[str, list[str]] | None = None,
 ) -> str:
     """The table as HTML: one row per (chapter, claim), one column per dataset that has
-    records."""
+    records; ``where`` (`load_where`) says on what each dataset's runs computed."""
     datasets = [d for d in KNOWN if d in records] + sorted(
         d for d in records if d not in KNOWN
     )
@@ -115,9 +116,14 @@ def render(
         f"{KNOWN.get(d, d)} ({d}): {held} of {ran} claims hold"
         for d, (held, ran) in summary.items()
     )
+    ran_on = "; ".join(
+        f"{KNOWN.get(d, d)} on {' and '.join((where or {}).get(d, ['?']))}"
+        for d in datasets
+    )
     return (
         f"<style>{STYLE}</style>"
         f'<p class="claims-summary"><b>{html.escape(totals)}.</b></p>'
+        f'<p class="claims-where">Where the runs computed: {html.escape(ran_on)}.</p>'
         '<table class="claims-table"><thead><tr><th>chapter</th><th>claim</th>'
         f"{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
@@ -138,7 +144,7 @@ def fill(app: Sphinx, doctree: nodes.document, docname: str) -> None:
         if target in app.env.all_docs:
             link[chapter] = app.builder.get_relative_uri(docname, target)
             title[chapter] = app.env.titles[target].astext()
-    table = nodes.raw("", render(records, link, title), format="html")
+    table = nodes.raw("", render(records, link, title, load_where()), format="html")
     for node in placeholders:
         node.replace_self(table.deepcopy())
 

@@ -1,6 +1,14 @@
+import sys
+from pathlib import Path
+
 import matplotlib
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))  # the stand-in device, tests/standin.py
+import standin  # noqa: E402  (registers the device "standin")
+
+from aebook import devices  # noqa: E402
 
 matplotlib.use("Agg")  # tests draw figures without a screen
 
@@ -12,6 +20,8 @@ def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own empty cache folder, so no test sees another's models or
     data."""
     monkeypatch.setenv("AEBOOK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(devices.ENV, raising=False)
+    monkeypatch.setattr(devices, "_chosen", None)  # no chapter device left by a test
     yield
     plt.close("all")
 
@@ -34,3 +44,17 @@ def tiny():
     return torch.sigmoid(
         2 * torch.randn(200, 4, generator=g) @ torch.randn(4, 784, generator=g) / 2
     )
+
+
+# The devices the package's device tests run on: the CPU always, a CUDA GPU where there
+# is one, and the stand-in (a CPU-backed device that fails where CUDA fails) everywhere.
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else []), standin.NAME]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request, monkeypatch):
+    """Each device in turn as the book's device: ``"auto"`` (fit's, recipes' and
+    setup's default) means it, as AEBOOK_DEVICE does for a chapter. A module opts in
+    with ``pytestmark = pytest.mark.usefixtures("device")``."""
+    monkeypatch.setenv(devices.ENV, request.param)
+    return devices.resolve_device(request.param)

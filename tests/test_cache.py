@@ -10,6 +10,9 @@ from aebook.models import Autoencoder
 from aebook.paths import cache_dir
 from aebook.training import set_seed
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 FIT = {"epochs": 2, "batch_size": 50, "seed": 0, "progress": False}
 
 

@@ -23,6 +23,9 @@ from aebook.diffusion import (
 from aebook.metrics import frechet_distance, judge_features, train_classifier
 from aebook.training import fit
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def test_schedule_by_hand():
     s = Schedule(4)
@@ -134,7 +137,7 @@ def test_fit_objective_hook_trains_a_denoiser_to_the_optimal_noise_prediction():
     ab = s.alpha_bar[t]
     xt = torch.linspace(-1, 2.5, 9).unsqueeze(1)
     with torch.no_grad():
-        got = model(xt, level(torch.full((9,), t), s))
+        got = model.cpu()(xt, level(torch.full((9,), t), s))
     want = (xt - ab.sqrt() * 1.5) / (1 - ab).sqrt()
     assert torch.allclose(got, want, atol=0.1)
     # and Tweedie turns it into the score of N(sqrt(ab) 1.5, 1 - ab)
@@ -357,7 +360,7 @@ def test_a_denoiser_that_predicts_x0_gives_full_rank_noise_estimates():
         progress=False,
     )
     with torch.no_grad():
-        x0_hat = model(torch.randn(5, 8), torch.full((5,), 0.3))
+        x0_hat = model.cpu()(torch.randn(5, 8), torch.full((5,), 0.3))
     assert torch.allclose(x0_hat, torch.full((5, 8), 0.7), atol=0.05)
     with pytest.raises(ValueError, match="predicts"):
         Denoiser(8, predicts="v")

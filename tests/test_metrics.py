@@ -6,6 +6,9 @@ import torch
 
 from aebook import metrics
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def test_mse_and_psnr_known_values():
     x = torch.full((3, 784), 0.5)

@@ -6,6 +6,9 @@ import torch
 from aebook import recipes
 from aebook.data import Data
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def test_each_cache_name_belongs_to_one_recipe():
     names = [r.cache_name(seed) for r in recipes.RECIPES.values() for seed in (0, 1, 2)]

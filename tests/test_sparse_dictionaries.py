@@ -20,6 +20,9 @@ from aebook.superposition import (
 )
 from aebook.training import fit, reconstruction_loss
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 # --- the toy model and its data ---
 
 
@@ -88,7 +91,7 @@ def test_a_zero_weight_leaves_that_feature_untrained():
     )
     # feature 2's column moves only through the others' loss (its own error has no
     # weight), so its b does not
-    assert toy.b.detach()[2] == 0 and not torch.equal(before, toy.W.detach())
+    assert toy.b.detach()[2] == 0 and not torch.equal(before, toy.W.detach().cpu())
 
 
 def test_a_dense_toy_keeps_m_features_and_a_sparse_one_keeps_all_in_a_pentagon():
@@ -259,7 +262,7 @@ def test_the_auxiliary_loss_revives_a_latent_that_never_makes_the_top_k():
             seed=0,
             progress=False,
         )
-        fires = (sae.eval().encode(x) > 0).float().mean(dim=0)
+        fires = (sae.cpu().eval().encode(x) > 0).float().mean(dim=0)
         return sae, fires, history.train_loss[-1]
 
     dead_sae, dead_fires, dead_loss = run(None)
@@ -289,7 +292,7 @@ def test_fit_trains_both_families_and_l1_makes_the_code_sparser():
             penalty=penalty,
             progress=False,
         )
-        return sae, sae.encode(acts)
+        return sae.cpu(), sae.cpu().encode(acts)
 
     (plain, h_plain), (l1, h_l1), (topk, h_topk) = (
         train(),
@@ -313,15 +316,22 @@ def test_cache_key_covers_the_module_of_each_models_class(tiny):
     from aebook.models import Autoencoder
 
     key = cache_key(SparseAutoencoder(784, 8), tiny, {"epochs": 1})
-    assert set(key["code"]) == {"aebook.training", "aebook.models", "aebook.sae"}
+    assert set(key["code"]) == {
+        "aebook.training",
+        "aebook.models",
+        "aebook.devices",
+        "aebook.sae",
+    }
     assert set(cache_key(ToyModel(784, 8), tiny, {"epochs": 1})["code"]) == {
         "aebook.training",
         "aebook.models",
+        "aebook.devices",
         "aebook.superposition",
     }
     assert set(cache_key(Autoencoder([784, 8]), tiny, {"epochs": 1})["code"]) == {
         "aebook.training",
         "aebook.models",
+        "aebook.devices",
     }
 
 

@@ -13,6 +13,9 @@ from aebook.models import VAE, Autoencoder
 from aebook.penalties import GaussianKL
 from aebook.training import evaluate, fit, set_seed
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def _vae():
     set_seed(0)

@@ -10,9 +10,11 @@ from aebook.training import (
     fit,
     reconstruct,
     reconstruction_loss,
-    resolve_device,
     set_seed,
 )
+
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
 
 
 def _model(seed=0, **kw):
@@ -132,14 +134,6 @@ def test_reconstruction_loss_values():
         reconstruction_loss(x, x, "huber")
 
 
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    auto = resolve_device("auto")
-    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
-    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-        assert auto == torch.device("cpu")
-
-
 def test_set_seed_seeds_torch():
     set_seed(3)
     a = torch.rand(3)
@@ -202,6 +196,7 @@ def test_unrolled_model_equals_the_composition_of_the_stack(tiny):
     stack, _ = greedy_pretrain(
         [784, 64, 32, 8], tiny, epochs=2, batch_size=50, progress=False, cache=False
     )
+    stack = [layer.cpu() for layer in stack]  # trained on the test's device
     deep = unroll(stack)
     assert deep.config.sizes == (784, 64, 32, 8)
     h = tiny
@@ -370,7 +365,7 @@ def test_batched_concatenates_in_order_and_restores_the_mode_also_on_error():
         return m.encode(b)
 
     with torch.no_grad():
-        out = batched(model, x, codes, 4, "cpu")
+        out = batched(model, x, codes, 4)
         assert out.shape == (10, 3) and torch.allclose(out, model.eval().encode(x))
     # batches of 4, 4 and 2, each in eval mode
     assert seen_modes == [False, False, False]
@@ -380,7 +375,7 @@ def test_batched_concatenates_in_order_and_restores_the_mode_also_on_error():
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        batched(model, x, fails, 4, "cpu")
+        batched(model, x, fails, 4)
     assert model.training  # restored although fn raised
 
 

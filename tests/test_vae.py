@@ -15,6 +15,9 @@ from aebook.models import VAE, reparameterise
 from aebook.penalties import GaussianKL, gaussian_kl, gaussian_kl_per_unit
 from aebook.training import fit, set_seed
 
+# every test here runs once per device (conftest.DEVICES)
+pytestmark = pytest.mark.usefixtures("device")
+
 
 def test_kl_matches_a_monte_carlo_estimate():
     g = torch.Generator().manual_seed(0)

@@ -19,13 +19,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, models, training
+from . import __version__, devices, models, training
+from .devices import computes_as, model_device, resolve_device
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
-from .training import History, fit, resolve_device
+from .training import History, fit
 
 # 3: code enters keys as its syntax tree without docstrings (2: as source text)
 FORMAT = 3
-# they change how training runs, not what it learns
+# progress changes how training shows, not what it learns; the device enters the key as
+# the numbers it computes (`devices.computes_as`), not as the name passed
 _NOT_IN_KEY = {"progress", "device"}
 # fit's plain defaults: an argument passed with its default value trains the same
 # weights as one left out, so both get one key (``penalty=None`` written out or not).
@@ -37,7 +39,7 @@ _FIT_DEFAULTS = {
 }
 # The package's code that decides what a model learns, whatever is passed to fit: its
 # source is in every key.
-_WEIGHT_CODE = (training, models)
+_WEIGHT_CODE = (training, models, devices)
 # Models this session's train_or_load returned: weights digest -> (arguments digest,
 # history).
 _PRODUCED: dict[str, tuple[str, History]] = {}
@@ -301,8 +303,9 @@ def cache_key(
     model: nn.Module, train_x: torch.Tensor, fit_kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     """Everything that decides the trained weights: the package's training code, the
-    model's spec, class and initial weights, the data, and every fit argument (with the
-    code of the hooks)."""
+    model's spec, class and initial weights, the data, every fit argument (with the
+    code of the hooks) and the device's arithmetic (a GPU's sums round differently, so
+    a model trained there is its own entry)."""
     config = (
         model.config.to_dict()
         if hasattr(model, "config") and hasattr(model.config, "to_dict")
@@ -318,6 +321,7 @@ def cache_key(
         "config": config,
         "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
+        "device": computes_as(resolve_device(fit_kwargs.get("device", "auto"))),
         "fit": describe(
             {
                 k: v
@@ -414,6 +418,8 @@ def _save(path: Path, key: dict[str, Any], model: nn.Module, history: History) -
                 "weights": weights_digest(state),
                 "state_dict": state,
                 "history": history.to_dict(),
+                # where it was trained: the device, the GPU's name, torch's version
+                "trained_on": devices.describe(model_device(model)),
             },
         )
     # read-only folder, full disk: the trained model is still returned

@@ -57,7 +57,12 @@ class Claims:
     DEFINITION = DEFINITION
 
     def __init__(
-        self, chapter: str, dataset: str, *, strict: bool | None = None
+        self,
+        chapter: str,
+        dataset: str,
+        *,
+        strict: bool | None = None,
+        where: Mapping[str, str] | None = None,
     ) -> None:
         if not chapter or not isinstance(chapter, str):
             raise ValueError(
@@ -65,6 +70,8 @@ class Claims:
                 f"{chapter!r}"
             )
         self.chapter, self.dataset = chapter, dataset
+        # where the run computes (`devices.describe`): recorded, and on the claims page
+        self.where = dict(where or {})
         self.strict = dataset == DEFAULT if strict is None else strict
         # statement -> record, in the order first checked
         self.results: dict[str, dict[str, Any]] = {}
@@ -234,10 +241,15 @@ class Claims:
             "chapter": self.chapter,
             "dataset": self.dataset,
             "aebook": __version__,
+            **({"where": self.where} if self.where else {}),
             "claims": list(self.results.values()),
         }
         try:  # records_dir() raises too when the cache path is a file
-            path = records_dir() / self.dataset / f"{self.chapter}.json"
+            path = (
+                records_dir()
+                / run_folder(self.dataset, self.where)
+                / (f"{self.chapter}.json")
+            )
             atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
         except OSError as err:  # an unwritable cache must not stop the chapter
             warnings.warn(
@@ -247,26 +259,66 @@ class Claims:
             )
 
 
-def load_records(
-    directory: Path | None = None,
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files
-    are skipped."""
+def run_folder(dataset: str, where: Mapping[str, str] | None = None) -> str:
+    """The records' folder of a run: the dataset's name for a CPU run, and
+    ``<dataset>@<device>`` for a run elsewhere (a GPU, the tests' stand-in), so that
+    such a run beside a CPU run of the same chapter overwrites nothing."""
+    device = (where or {}).get("device", "cpu")
+    return dataset if device == "cpu" else f"{dataset}@{device}"
+
+
+def _runs(directory: Path | None) -> list[dict[str, Any]]:
+    """Every readable record in ``directory`` (default: `records_dir`), with its
+    folder's name under ``"folder"``."""
     if directory is None:
         try:
             directory = records_dir()
         except OSError:  # no usable cache: nothing was recorded
-            return {}
-    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            return []
+    out = []
     for path in sorted(directory.glob("*/*.json")):
         try:
             record = json.loads(path.read_text())
+            (
+                record["dataset"],
+                record["chapter"],
+                list(record["claims"]),
+            )  # every run has
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        out.append({**record, "folder": path.parent.name})
+    return out
+
+
+def load_records(
+    directory: Path | None = None, folder: str | None = None
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """The recorded runs on the CPU: ``{dataset: {chapter: [claim records]}}``
+    (unreadable files are skipped); with ``folder`` (``"mnist5k@cuda"``, say), that
+    folder's runs instead."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for record in _runs(directory):
+        if record["folder"] == (folder or record["dataset"]):
             out.setdefault(record["dataset"], {})[record["chapter"]] = list(
                 record["claims"]
             )
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
     return out
+
+
+def load_where(directory: Path | None = None) -> dict[str, list[str]]:
+    """Where the CPU runs of `load_records` computed, per dataset: each distinct
+    device and torch version, as ``"cpu, torch 2.14.1"``."""
+    out: dict[str, set[str]] = {}
+    for record in _runs(directory):
+        if record["folder"] == record["dataset"]:
+            w = record.get("where") or {}
+            device = w.get("device", "device not recorded")
+            gpu = f" ({w['gpu']})" if "gpu" in w else ""
+            torch_version = f", torch {w['torch']}" if "torch" in w else ""
+            out.setdefault(record["dataset"], set()).add(
+                f"{device}{gpu}{torch_version}"
+            )
+    return {d: sorted(v) for d, v in out.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import devices
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 
 IMAGE_SHAPE = (28, 28)
@@ -403,7 +404,8 @@ def corrupt(
     - ``"salt-and-pepper"``: set a random fraction ``level`` of the pixels to 0 or 1,
       half each.
 
-    All randomness comes from ``generator`` (on x's device), so a seed fixes the noise.
+    All randomness comes from ``generator`` (drawn on its device, then moved to x's), so
+    a seed fixes the noise, the same on every device.
     """
     _check_corruption(kind, level)
     lo, hi = (
@@ -419,14 +421,12 @@ def corrupt(
     if level == 0:
         return x.clone()
     if kind == "gaussian":
-        noise = torch.randn(
-            x.shape, generator=generator, device=x.device, dtype=x.dtype
-        )
+        noise = devices.randn(x.shape, generator, x)
         return (x + level * noise).clamp(0.0, 1.0)
-    hit = torch.rand(x.shape, generator=generator, device=x.device) < level
+    hit = devices.rand(x.shape, generator, x) < level
     if kind == "masking":
         return x.masked_fill(hit, 0.0)
-    salt = torch.rand(x.shape, generator=generator, device=x.device) < 0.5
+    salt = devices.rand(x.shape, generator, x) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 
 
@@ -462,9 +462,7 @@ class Corruption:
     ) -> torch.Tensor:
         level = self.level
         if self.blind:
-            level = (
-                self.level * torch.rand((), generator=generator, device=x.device).item()
-            )
+            level = self.level * devices.rand((), generator, x).item()
         return corrupt(x, self.kind, level, generator)
 
 
@@ -513,9 +511,7 @@ class RandomShift:
     ) -> torch.Tensor:
         """(B, side^2) -> (B, side^2), every image moved by its own offset."""
         p = self.pixels
-        offsets = torch.randint(
-            -p, p + 1, (len(x), 2), generator=generator, device=x.device
-        )
+        offsets = devices.randint(-p, p + 1, (len(x), 2), generator, x)
         # One gather from the images padded with p pixels of background: output pixel
         # (r, c) of image i is padded pixel (r - dy_i + p, c - dx_i + p). The same
         # pixels as shift_images, image by image, in one operation instead of up to (2p

@@ -317,8 +317,8 @@ def elbo(
 
     ELBO = E_q[log p(x | h)] - KL(q(h | x) || p(h)); the expectation is averaged over
     ``samples`` draws of h, the KL is in closed form. ``model`` needs ``posterior`` and
-    ``decode`` (a `VAE`); it runs in eval mode on its own device (``generator`` must be
-    on that device too), and its mode is restored.
+    ``decode`` (a `VAE`); it runs in eval mode where it is, and its mode is restored.
+    A CPU ``generator`` gives the same draws whatever the model's device.
     """
 
     def terms(model: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B, 2)
@@ -333,7 +333,7 @@ def elbo(
         )  # (samples, B)
         return torch.stack([ll.mean(0), gaussian_kl(mu, logvar)], dim=1)
 
-    both = batched(model, x, terms, batch_size, _device(model))
+    both = batched(model, x, terms, batch_size)
     return both[:, 0], both[:, 1]
 
 
@@ -363,13 +363,7 @@ def importance_weighted_log_likelihood(
         )  # (K, B)
         return torch.logsumexp(log_w, dim=0) - math.log(samples)
 
-    return batched(model, x, estimate, batch_size, _device(model))
-
-
-def _device(model: nn.Module) -> torch.device:
-    """Where the model's weights are: these metrics evaluate it there rather than moving
-    it."""
-    return next(model.parameters()).device
+    return batched(model, x, estimate, batch_size)
 
 
 def train_classifier(

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import devices
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
     "relu": nn.ReLU,
@@ -554,5 +556,5 @@ def reparameterise(
     """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu,
     diag(exp(logvar))) through which gradients reach mu and logvar. (B, k), (B, k) ->
     (B, k)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = devices.randn(mu.shape, generator, mu)
     return mu + torch.exp(0.5 * logvar) * eps

@@ -14,7 +14,8 @@ from pygments.lexers import PythonLexer
 
 from .claims import Claims
 from .data import Data, load_data
-from .training import resolve_device, set_seed
+from .devices import ENV, describe, use
+from .training import set_seed
 
 
 def setup(
@@ -24,14 +25,18 @@ def setup(
     device: str | torch.device = "auto",
     seed: int = 0,
 ) -> tuple[Data, torch.device, Claims]:
-    """A chapter's first call: seed everything (``seed``), pick the device (a GPU when
-    there is one), start the chapter's claims on the data named ``data`` and load it.
-    Returns (data, device, claim) and prints where it runs and on what."""
+    """A chapter's first call: seed everything (``seed``), choose the chapter's device
+    once (``"auto"``: the one ``AEBOOK_DEVICE`` names, else a CUDA GPU where there is
+    one, else the CPU; see `devices.resolve_device`), start the chapter's claims on the
+    data named ``data`` and load it. Returns (data, device, claim) and prints where it
+    runs and on what."""
+    device = use(device)  # before the seed: a CUDA device is made repeatable first
     set_seed(seed)
-    device = resolve_device(device)
-    claim = Claims(chapter, data)
+    where = describe(device)
+    claim = Claims(chapter, data, where=where)
     loaded = load_data(data)
-    print(f"running on {device}; {loaded}")
+    gpu = f" ({where['gpu']}; {ENV}=cpu runs it on the CPU)" if "gpu" in where else ""
+    print(f"running on {device}{gpu}; {loaded}")
     return loaded, device, claim
 
 

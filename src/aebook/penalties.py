@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .devices import model_device
+
 
 def _check_weight(name: str, value: float) -> None:
     if not value >= 0:  # also catches NaN
@@ -145,7 +147,10 @@ def encoder_jacobian_norm_sq(
     method: str = "auto",
 ) -> torch.Tensor:
     """||df/dx||_F^2 per row of x (B, D) -> (B,), choosing the closed form where it
-    applies."""
+    applies. It runs where the encoder is (x and h are moved there; the result stays
+    there, so that training can take its gradient)."""
+    dev = model_device(encoder)
+    x, h = x.to(dev), (h.to(dev) if h is not None else None)
     layer = _single_sigmoid_layer(encoder)
     if method == "closed-form" and layer is None:
         raise ValueError(

@@ -73,7 +73,7 @@ def greedy_pretrain(
         stack.append(layer)
         histories.append(history)
         # the next layer's training data
-        x = encode(layer, x, device=fit_kwargs.get("device", "auto"))
+        x = encode(layer, x)
     return stack, histories
 
 

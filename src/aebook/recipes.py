@@ -153,7 +153,7 @@ def recipe(name: str | Recipe) -> Recipe:
 
 
 def pretrained_stack(
-    name: str, data: Data, *, seed: int = 0, device: str | torch.device = "cpu"
+    name: str, data: Data, *, seed: int = 0, device: str | torch.device = "auto"
 ) -> tuple[list[Autoencoder], list[History]]:
     """The greedily pretrained shallow autoencoders of recipe ``name`` (cached)."""
     r = recipe(name)
@@ -178,7 +178,7 @@ def train(
     data: Data,
     *,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool = False,
     **hooks: Any,
 ) -> tuple[nn.Module, History]:

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .devices import computes_as, model_device, resolve_device
+
 # penalty(model, x_in, h) -> scalar Omega(h), added to the reconstruction loss.
 #   x_in: (B, D) the (possibly corrupted) input the encoder saw; h: (B, k) its code.
 Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -69,60 +71,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def flush_denormals() -> None:
-    """Make the CPU treat floats below float32's normal range (1.2e-38) as zero.
-
-    Late in a long run, the smallest gradients and Adam's moments sink into that range,
-    where every CPU operation on them is many times slower: chapter 6's 150-epoch
-    network took 0.41 s an epoch at the start and 0.66 s at the end, 90 s in all, and 53
-    s with them flushed, its losses unchanged in every printed digit. It is a per-thread
-    CPU setting that new threads inherit, so it has to come before PyTorch starts its
-    worker threads (the first large operation): ``resolve_device``, every chapter's
-    first call, makes it. It does nothing on a GPU.
-    """
-    torch.set_flush_denormal(True)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple MPS, then the CPU. A device this machine lacks
-    is a ValueError.
-
-    It also flushes denormal floats to zero (``flush_denormals``), before any
-    computation.
-    """
-    flush_denormals()
-    if str(device) != "auto":
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(
-                f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda' or "
-                "'mps'"
-            ) from err
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} but this machine has no CUDA GPU; use "
-                "device='auto', which "
-                f"takes a GPU where there is one and the CPU elsewhere"
-            )
-        if dev.type == "mps" and not (
-            getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
-        ):
-            raise ValueError(
-                f"device={device!r} but Apple's MPS is not available here; use "
-                "device='auto'"
-            )
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if (
-        getattr(torch.backends, "mps", None) is not None
-        and torch.backends.mps.is_available()
-    ):
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def reconstruction_loss(
@@ -260,7 +208,8 @@ def adam(model: nn.Module, lr: float, weight_decay: float = 0.0) -> torch.optim.
     """
     params = list(model.parameters())
     fused = all(
-        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+        computes_as(p.device) in ("cpu", "cuda") and p.is_floating_point()
+        for p in params
     )
     return torch.optim.Adam(
         params, lr=lr, weight_decay=weight_decay, fused=fused or None
@@ -309,7 +258,8 @@ def fit(
     Batches are sliced from the in-memory tensor in an order drawn from ``seed``, so on
     the CPU the same seed, the same initial weights and the same number of threads give
     bit-identical losses (another thread count can change the last bits of a sum). The
-    model is left in eval mode on ``device``. Denormal floats are flushed to zero (see
+    model is left in eval mode on ``device`` (``"auto"``: the chapter's, see
+    `devices.resolve_device`). Denormal floats are flushed to zero (see
     ``flush_denormals``).
 
     Bad input is a ValueError that says what to do: empty data, data with NaN or inf,
@@ -348,7 +298,10 @@ def fit(
     dev = resolve_device(device)  # which also flushes denormals
     weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
-    gen = torch.Generator(device=dev).manual_seed(seed)
+    # A CPU generator on every device: the batch order and the hooks' draws
+    # (`devices.randn` and friends draw on it, then move) are the CPU run's, and a
+    # device without generators of its own can train too.
+    gen = torch.Generator().manual_seed(seed)
     model.to(dev)
     x_all = train_x.to(dev)
     x_val = val_x.to(dev) if val_x is not None else None
@@ -368,7 +321,7 @@ def fit(
     for epoch in range(epochs):
         model.train()
         total = torch.zeros((), device=dev)  # summed on the device: no sync per batch
-        for idx in torch.randperm(n, generator=gen, device=dev).split(batch_size):
+        for idx in torch.randperm(n, generator=gen).to(dev).split(batch_size):
             x = x_all[idx] if augment is None else augment(x_all[idx], gen)
             if objective is not None:
                 batch_loss = _scalar(objective(model, x, gen), "objective", objective)
@@ -389,7 +342,7 @@ def fit(
         history.train_loss.append(total.item() / n)
         if x_val is not None:
             history.val_loss.append(
-                evaluate(model, x_val, loss=loss, device=dev, loss_weight=weight)
+                evaluate(model, x_val, loss=loss, loss_weight=weight)
             )
         if track is not None:
             _record(history, track, model, epoch)
@@ -492,41 +445,32 @@ def evaluate(
     *,
     loss: str = "mse",
     batch_size: int = 2048,
-    device: str | torch.device = "auto",
     loss_weight: torch.Tensor | None = None,
 ) -> float:
     """Mean reconstruction loss of ``model`` on ``x`` (N, D), as a float (weighted as
-    `fit`'s ``loss_weight``)."""
+    `fit`'s ``loss_weight``), computed where the model is."""
     x = as_float_data(x, "x")
-    r = reconstruct(model, x, batch_size=batch_size, device=device)
-    weight = (
-        loss_weight.to(r.device, torch.float32) if loss_weight is not None else None
-    )
-    return reconstruction_loss(r, x.to(r.device), loss, weight).item()
+    r = reconstruct(model, x, batch_size=batch_size)
+    weight = loss_weight.cpu().float() if loss_weight is not None else None
+    return reconstruction_loss(r, x.cpu(), loss, weight).item()
 
 
 @torch.no_grad()
 def reconstruct(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    batch_size: int = 2048,
-    device: str | torch.device = "auto",
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048
 ) -> torch.Tensor:
-    """g(f(x)) for x (N, D), in eval mode and in batches; returned on the CPU."""
-    return batched(model, x, lambda m, b: m(b), batch_size, device)
+    """g(f(x)) for x (N, D), in eval mode and in batches where the model is; returned
+    on the CPU."""
+    return batched(model, x, lambda m, b: m(b), batch_size)
 
 
 @torch.no_grad()
 def encode(
-    model: nn.Module,
-    x: torch.Tensor,
-    *,
-    batch_size: int = 2048,
-    device: str | torch.device = "auto",
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 2048
 ) -> torch.Tensor:
-    """The codes f(x), (N, k), in eval mode and in batches; returned on the CPU."""
-    return batched(model, x, lambda m, b: m.encode(b), batch_size, device)
+    """The codes f(x), (N, k), in eval mode and in batches where the model is;
+    returned on the CPU."""
+    return batched(model, x, lambda m, b: m.encode(b), batch_size)
 
 
 def batched(
@@ -534,20 +478,19 @@ def batched(
     x: torch.Tensor,
     fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
     batch_size: int,
-    device: str | torch.device,
 ) -> torch.Tensor:
-    """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode on
-    ``device``.
+    """``fn(model, batch)`` over x (N, D) in batches of ``batch_size``, in eval mode,
+    where the model is: each batch is moved to the model's device, each result (B, ...)
+    back to the CPU, and the results are concatenated, (N, ...).
 
-    Each result (B, ...) is moved to the CPU and the results are concatenated, (N, ...).
-    The model stays on ``device``; its training mode is restored afterwards, also when
-    ``fn`` raises. The caller chooses whether gradients are tracked (the package's
-    callers use no_grad).
+    The model is not moved (a chapter that put it on the CPU finds it there), and its
+    training mode is restored afterwards, also when ``fn`` raises. The caller chooses
+    whether gradients are tracked (the package's callers use no_grad).
     """
-    dev = resolve_device(device)
     x = as_float_data(x, "x")
+    dev = model_device(model)
     was_training = model.training
-    model.to(dev).eval()
+    model.eval()
     try:
         return torch.cat([fn(model, b.to(dev)).cpu() for b in x.split(batch_size)])
     finally:
