@@ -152,7 +152,12 @@ class StandinTensor(torch.Tensor):
             for a in flat
             if isinstance(a, torch.Tensor) and (isinstance(a, StandinTensor) or a.dim())
         }
-        if func in _INDEXING and isinstance(args[0], StandinTensor):
+        if func in _INDEXING:
+            if not isinstance(args[0], StandinTensor):  # stand-in indices, CPU tensor
+                raise RuntimeError(
+                    "indices should be either on cpu or on the same device as the "
+                    "indexed tensor (cpu)"
+                )
             devices = {NAME}
         if len(devices) > 1:
             raise _mixing(devices)

@@ -112,6 +112,38 @@ def test_setup_cell_seeds_and_picks_a_device(path):
     )
 
 
+DRAWS = {"rand", "randn", "randint", "randperm", "normal", "bernoulli", "multinomial"}
+
+
+def _draws_on_a_device(source: str) -> list[str]:
+    """Calls that pass a generator and a device to one draw: with fit's CPU generator
+    and a GPU tensor's device, CUDA refuses them."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            keywords = {k.arg for k in node.keywords}
+            if name in DRAWS and {"generator", "device"} <= keywords:
+                found.append(ast.unparse(node))
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_chapter_draws_with_a_generator_on_another_device(path):
+    # The stand-in pass loads the CPU pass's models, so a hook defined in a chapter
+    # never trains there: this is the check that sees one.
+    bad = [d for c in _code_cells(_nb(path)) for d in _draws_on_a_device(_src(c))]
+    assert not bad, (
+        f"{path.name}: {bad} draw with a generator on the given device; fit's "
+        "generator is a CPU one, so draw through aebook.draws (rand, randn, randint)"
+    )
+
+
+def test_a_draw_with_a_generator_on_a_device_is_caught():
+    assert _draws_on_a_device("e = torch.randn(x.shape, generator=g, device=x.device)")
+    assert not _draws_on_a_device("e = torch.randn(x.shape, generator=g).to(x.device)")
+
+
 def _written(path: Path) -> bool:
     return _nb(path)["metadata"].get("aebook", {}).get("status") != "planned"
 

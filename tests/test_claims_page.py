@@ -70,14 +70,11 @@ def test_the_page_says_where_each_datasets_runs_computed():
     Claims("02_undercomplete", "mnist5k", where=gpu)("y", True)
     from aebook.claims import load_where
 
-    # the GPU run has its own folder: it neither joins nor replaces the CPU runs
-    assert load_where() == {"mnist5k": ["cpu, torch 2.14.1"]}
-    assert list(load_records()["mnist5k"]) == ["01_overview"]
-    assert (
-        load_records(folder="mnist5k@cuda")["mnist5k"]["02_undercomplete"][0][
-            "statement"
-        ]
-        == "y"
-    )
+    assert load_where() == {
+        "mnist5k": ["cpu, torch 2.14.1", "cuda (NVIDIA L4), torch 2.11.0"]
+    }
     page = render(load_records(), {}, {}, load_where())
-    assert "Where the runs computed: digits on cpu, torch 2.14.1." in page
+    assert (
+        "Where the runs computed: digits on cpu, torch 2.14.1 and cuda (NVIDIA L4), "
+        "torch 2.11.0." in page
+    )

@@ -40,6 +40,8 @@ def test_the_standin_refuses_to_mix_devices_as_cuda_does():
     # what CUDA allows: a 0-d CPU tensor as a number, CPU indices, .item() and .cpu()
     assert (y * torch.tensor(2.0)).cpu().equal(2 * x)
     assert y[torch.tensor([0, 2])].cpu().equal(x[[0, 2]])
+    with pytest.raises(RuntimeError, match="indices should be either on cpu"):
+        x[torch.tensor([0, 2]).to(standin.NAME)]
     assert y.sum().item() == pytest.approx(x.sum().item())
 
 
@@ -100,9 +102,23 @@ def test_setup_honours_the_environment_and_records_where_it_ran(monkeypatch, cap
     claim("a finding", True, value=1.0)
     from aebook.claims import records_dir
 
-    record = json.loads((records_dir() / "mnist5k" / "01_overview.json").read_text())
+    path = records_dir() / "mnist5k" / "01_overview.json"
+    record = json.loads(path.read_text())
     assert record["where"]["device"] == standin.NAME
     assert record["where"]["torch"] == torch.__version__.split("+")[0]
+    # the model's history says where its seconds were spent
+    assert (
+        fit(
+            Autoencoder([784, 4]), data.train_x[:64], epochs=1, progress=False
+        ).trained_on["device"]
+        == standin.NAME
+    )
+
+
+def test_a_device_named_in_setup_is_what_auto_means_afterwards(monkeypatch):
+    monkeypatch.setenv(devices.ENV, standin.NAME)
+    setup("01_overview", "mnist5k", device="cpu")  # chapter 10 pins the CPU so
+    assert devices.resolve_device("auto").type == "cpu"
 
 
 def test_cuda_is_made_repeatable(monkeypatch):
@@ -187,26 +203,37 @@ def test_the_cache_key_names_the_devices_arithmetic(monkeypatch):
     cpu = cache_key(model, x, {"epochs": 1, "device": "cpu"})
     stand = cache_key(model, x, {"epochs": 1, "device": standin.NAME})
     assert cpu["device"] == stand["device"] == "cpu"  # same numbers, one entry
+    # a GPU is its own entry, per GPU and torch version (they round differently)
+    cuda = torch.device("cuda")
+    monkeypatch.setattr("aebook.cache.resolve_device", lambda d="auto": cuda)
     monkeypatch.setattr(
-        devices, "resolve_device", lambda d="auto": torch.device("cuda")
+        devices, "describe", lambda d: {"device": "cuda", "gpu": "L4", "torch": "2.11"}
     )
-    monkeypatch.setattr("aebook.cache.resolve_device", devices.resolve_device)
-    assert cache_key(model, x, {"epochs": 1})["device"] == "cuda"  # its own entry
+    assert cache_key(model, x, {"epochs": 1})["device"] == "cuda, L4, 2.11"
 
 
 def test_a_cached_model_records_where_it_was_trained(tmp_path):
-    torch.manual_seed(0)
-    model, _ = train_or_load(
-        Autoencoder([784, 4]),
-        torch.rand(32, 784),
-        name="m",
-        directory=tmp_path,
-        epochs=1,
-        device=standin.NAME,
-        progress=False,
-    )
+    x = torch.rand(32, 784)
+
+    def load():
+        torch.manual_seed(0)
+        return train_or_load(
+            Autoencoder([784, 4]),
+            x,
+            name="m",
+            directory=tmp_path,
+            epochs=1,
+            device=standin.NAME,
+            progress=False,
+        )
+
+    model, _ = load()
     assert devices.model_device(model) == STANDIN
     (path,) = tmp_path.glob("m-*.pt")
     blob = torch.load(path, weights_only=True)
-    assert blob["trained_on"]["device"] == standin.NAME
-    assert blob["trained_on"]["torch"] == torch.__version__.split("+")[0]
+    assert blob["history"]["trained_on"]["device"] == standin.NAME
+    assert blob["history"]["trained_on"]["torch"] == torch.__version__.split("+")[0]
+    from aebook import cache
+
+    cache._PRODUCED.clear()  # as in a new session: from the file
+    assert load()[1].trained_on["device"] == standin.NAME

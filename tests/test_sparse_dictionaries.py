@@ -319,19 +319,19 @@ def test_cache_key_covers_the_module_of_each_models_class(tiny):
     assert set(key["code"]) == {
         "aebook.training",
         "aebook.models",
-        "aebook.devices",
+        "aebook.draws",
         "aebook.sae",
     }
     assert set(cache_key(ToyModel(784, 8), tiny, {"epochs": 1})["code"]) == {
         "aebook.training",
         "aebook.models",
-        "aebook.devices",
+        "aebook.draws",
         "aebook.superposition",
     }
     assert set(cache_key(Autoencoder([784, 8]), tiny, {"epochs": 1})["code"]) == {
         "aebook.training",
         "aebook.models",
-        "aebook.devices",
+        "aebook.draws",
     }
 
 

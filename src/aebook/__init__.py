@@ -4,8 +4,8 @@ Modules, one job each: `data` (datasets as tensors, corruptions), `models` (the
 autoencoders, convolutional and variational ones included), `superposition` (the
 toy model of superposition), `sae` (sparse autoencoders on a network's
 activations), `diffusion` (noise schedule, denoiser, samplers), `penalties` (the
-regularizers), `devices` (the chapter's device, draws alike on every device),
-`training` (`fit` and its hooks),
+regularizers), `devices` (the chapter's device), `draws` (random numbers alike
+on every device), `training` (`fit` and its hooks),
 `cache` (`train_or_load`), `pretraining` (greedy layer-wise, cached), `recipes`
 (models several chapters train, named once), `paths`
 (where the cache is, atomic writes), `claims` (findings checked in cells),

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, devices, models, training
-from .devices import computes_as, model_device, resolve_device
+from . import __version__, devices, draws, models, training
+from .devices import computes_as, resolve_device
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 from .training import History, fit
 
@@ -39,7 +39,7 @@ _FIT_DEFAULTS = {
 }
 # The package's code that decides what a model learns, whatever is passed to fit: its
 # source is in every key.
-_WEIGHT_CODE = (training, models, devices)
+_WEIGHT_CODE = (training, models, draws)
 # Models this session's train_or_load returned: weights digest -> (arguments digest,
 # history).
 _PRODUCED: dict[str, tuple[str, History]] = {}
@@ -321,7 +321,7 @@ def cache_key(
         "config": config,
         "init": weights_digest(model.state_dict()),
         "train_x": tensor_digest(train_x),
-        "device": computes_as(resolve_device(fit_kwargs.get("device", "auto"))),
+        "device": arithmetic(resolve_device(fit_kwargs.get("device", "auto"))),
         "fit": describe(
             {
                 k: v
@@ -330,6 +330,15 @@ def cache_key(
             }
         ),
     }
+
+
+def arithmetic(device: torch.device) -> str:
+    """The device as the cache key knows it: ``"cpu"`` for the CPU (and a test device
+    that computes as it does), else the device, its GPU and torch's version, since
+    another GPU or another CUDA build rounds differently."""
+    if computes_as(device) == "cpu":
+        return "cpu"
+    return ", ".join(devices.describe(device).values())
 
 
 def _weight_code(model: nn.Module) -> list[types.ModuleType]:
@@ -417,9 +426,8 @@ def _save(path: Path, key: dict[str, Any], model: nn.Module, history: History) -
                 "key": json.dumps(key, sort_keys=True),
                 "weights": weights_digest(state),
                 "state_dict": state,
+                # with where it was trained: the device, the GPU's name, torch's version
                 "history": history.to_dict(),
-                # where it was trained: the device, the GPU's name, torch's version
-                "trained_on": devices.describe(model_device(model)),
             },
         )
     # read-only folder, full disk: the trained model is still returned
@@ -448,6 +456,7 @@ def _try_load(model: nn.Module, path: Path, key: dict[str, Any]) -> History | No
             list(h["val_loss"]),
             float(h["seconds"]),
             {k: list(v) for k, v in h.get("tracked", {}).items()},
+            dict(h.get("trained_on", {})),
         )
         if not all(math.isfinite(v) for v in history.train_loss + history.val_loss):
             raise ValueError("its training history holds NaN or inf")

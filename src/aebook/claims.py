@@ -80,13 +80,17 @@ class Claims:
         # a new run starts a new record: no claim left over from an older run
         self._save()
 
-    def __call__(self, statement: str, holds: Any, **measured: Any) -> None:
+    def __call__(
+        self, statement: str, holds: Any, *, timing: bool = False, **measured: Any
+    ) -> None:
         """Check one finding.
 
         ``holds`` is anything with a truth value (a bool, a 0-d tensor or array);
         ``measured`` are the numbers it rests on, shown to the reader and recorded for
-        the claims page. Re-running a cell replaces the claim's earlier record. Returns
-        None, so that a claim on a cell's last line prints nothing.
+        the claims page. ``timing=True`` marks a claim about wall-clock time, whose
+        values change from run to run (two runs are compared on everything else).
+        Re-running a cell replaces the claim's earlier record. Returns None, so that a
+        claim on a cell's last line prints nothing.
         """
         if not statement or not isinstance(statement, str):
             raise ValueError(f"a claim needs its statement in words, got {statement!r}")
@@ -96,6 +100,7 @@ class Claims:
             "statement": statement,
             "holds": ok,
             "measured": values,
+            **({"timing": True} if timing else {}),
         }
         self._save()
         if statement not in self._since:
@@ -245,11 +250,7 @@ class Claims:
             "claims": list(self.results.values()),
         }
         try:  # records_dir() raises too when the cache path is a file
-            path = (
-                records_dir()
-                / run_folder(self.dataset, self.where)
-                / (f"{self.chapter}.json")
-            )
+            path = records_dir() / self.dataset / f"{self.chapter}.json"
             atomic_write(path, lambda f: f.write(json.dumps(record, indent=1).encode()))
         except OSError as err:  # an unwritable cache must not stop the chapter
             warnings.warn(
@@ -259,17 +260,8 @@ class Claims:
             )
 
 
-def run_folder(dataset: str, where: Mapping[str, str] | None = None) -> str:
-    """The records' folder of a run: the dataset's name for a CPU run, and
-    ``<dataset>@<device>`` for a run elsewhere (a GPU, the tests' stand-in), so that
-    such a run beside a CPU run of the same chapter overwrites nothing."""
-    device = (where or {}).get("device", "cpu")
-    return dataset if device == "cpu" else f"{dataset}@{device}"
-
-
 def _runs(directory: Path | None) -> list[dict[str, Any]]:
-    """Every readable record in ``directory`` (default: `records_dir`), with its
-    folder's name under ``"folder"``."""
+    """Every readable record in ``directory`` (default: `records_dir`)."""
     if directory is None:
         try:
             directory = records_dir()
@@ -286,38 +278,34 @@ def _runs(directory: Path | None) -> list[dict[str, Any]]:
             )  # every run has
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        out.append({**record, "folder": path.parent.name})
+        out.append(record)
     return out
 
 
 def load_records(
-    directory: Path | None = None, folder: str | None = None
+    directory: Path | None = None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """The recorded runs on the CPU: ``{dataset: {chapter: [claim records]}}``
-    (unreadable files are skipped); with ``folder`` (``"mnist5k@cuda"``, say), that
-    folder's runs instead."""
+    """Every recorded run: ``{dataset: {chapter: [claim records]}}``; unreadable files
+    are skipped."""
     out: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for record in _runs(directory):
-        if record["folder"] == (folder or record["dataset"]):
-            out.setdefault(record["dataset"], {})[record["chapter"]] = list(
-                record["claims"]
-            )
+        out.setdefault(record["dataset"], {})[record["chapter"]] = list(
+            record["claims"]
+        )
     return out
 
 
 def load_where(directory: Path | None = None) -> dict[str, list[str]]:
-    """Where the CPU runs of `load_records` computed, per dataset: each distinct
-    device and torch version, as ``"cpu, torch 2.14.1"``."""
+    """Where the runs of `load_records` computed, per dataset: each distinct device
+    and torch version, as ``"cpu, torch 2.14.1"`` or ``"cuda (NVIDIA L4), torch
+    2.11.0"``."""
     out: dict[str, set[str]] = {}
     for record in _runs(directory):
-        if record["folder"] == record["dataset"]:
-            w = record.get("where") or {}
-            device = w.get("device", "device not recorded")
-            gpu = f" ({w['gpu']})" if "gpu" in w else ""
-            torch_version = f", torch {w['torch']}" if "torch" in w else ""
-            out.setdefault(record["dataset"], set()).add(
-                f"{device}{gpu}{torch_version}"
-            )
+        w = record.get("where") or {}
+        device = w.get("device", "device not recorded")
+        gpu = f" ({w['gpu']})" if "gpu" in w else ""
+        torch_version = f", torch {w['torch']}" if "torch" in w else ""
+        out.setdefault(record["dataset"], set()).add(f"{device}{gpu}{torch_version}")
     return {d: sorted(v) for d, v in out.items()}
 
 

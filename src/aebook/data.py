@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import devices
+from . import draws
 from .paths import atomic_write, cache_dir, no_cache_warning, warn_once
 
 IMAGE_SHAPE = (28, 28)
@@ -421,12 +421,12 @@ def corrupt(
     if level == 0:
         return x.clone()
     if kind == "gaussian":
-        noise = devices.randn(x.shape, generator, x)
+        noise = draws.randn(x.shape, generator, x)
         return (x + level * noise).clamp(0.0, 1.0)
-    hit = devices.rand(x.shape, generator, x) < level
+    hit = draws.rand(x.shape, generator, x) < level
     if kind == "masking":
         return x.masked_fill(hit, 0.0)
-    salt = devices.rand(x.shape, generator, x) < 0.5
+    salt = draws.rand(x.shape, generator, x) < 0.5
     return torch.where(hit, salt.to(x.dtype), x)
 
 
@@ -462,7 +462,7 @@ class Corruption:
     ) -> torch.Tensor:
         level = self.level
         if self.blind:
-            level = self.level * devices.rand((), generator, x).item()
+            level = self.level * draws.rand((), generator, x).item()
         return corrupt(x, self.kind, level, generator)
 
 
@@ -511,7 +511,7 @@ class RandomShift:
     ) -> torch.Tensor:
         """(B, side^2) -> (B, side^2), every image moved by its own offset."""
         p = self.pixels
-        offsets = devices.randint(-p, p + 1, (len(x), 2), generator, x)
+        offsets = draws.randint(-p, p + 1, (len(x), 2), generator, x)
         # One gather from the images padded with p pixels of background: output pixel
         # (r, c) of image i is padded pixel (r - dy_i + p, c - dx_i + p). The same
         # pixels as shift_images, image by image, in one operation instead of up to (2p

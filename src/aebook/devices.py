@@ -1,5 +1,5 @@
-"""Where the book computes: the chapter's device, chosen once, and random draws that
-give the same numbers on every device.
+"""Where the book computes: the chapter's device, chosen once; where a model is; what a
+run records about its device.
 
 The rule the package keeps: nothing moves a model behind the caller's back. A chapter
 picks its device once (`notebook.setup`, or ``AEBOOK_DEVICE``), `fit` trains where it
@@ -81,8 +81,13 @@ def use(device: str | torch.device = "auto") -> torch.device:
     """Choose the device ``"auto"`` means from now on (a chapter's setup calls it
     once) and return it."""
     global _chosen
-    _chosen = None
-    _chosen = resolve_device(device)
+    # "auto" here means the environment's choice, not the previous one
+    previous, _chosen = _chosen, None
+    try:
+        _chosen = resolve_device(device)
+    except ValueError:
+        _chosen = previous  # a bad name leaves the earlier choice in place
+        raise
     return _chosen
 
 
@@ -111,6 +116,15 @@ def describe(device: torch.device) -> dict[str, str]:
     return where
 
 
+def label(where: dict[str, str]) -> str:
+    """A device for the prose, from `describe`'s record (a History's ``trained_on``):
+    ``"CPU"``, ``"GPU (NVIDIA L4)"``, or the device's own name."""
+    device = where.get("device", "unrecorded device")
+    if device == "cpu":
+        return "CPU"
+    return f"GPU ({where['gpu']})" if "gpu" in where else device
+
+
 def computes_as(device: torch.device) -> str:
     """The device whose numbers ``device`` gives: its own type, or what a test device
     declares (``tests/standin.py`` computes on the CPU bit for bit, so it shares the
@@ -125,41 +139,3 @@ def model_device(model: nn.Module) -> torch.device:
     for t in (*model.parameters(), *model.buffers()):
         return t.device
     return torch.device("cpu")
-
-
-def _on(
-    generator: torch.Generator | None, like: torch.Tensor
-) -> tuple[torch.device, torch.device]:
-    """(where to draw, where the result goes): on the generator's device, so a CPU
-    generator gives the same numbers whichever device ``like`` is on."""
-    return (generator.device if generator is not None else like.device), like.device
-
-
-def rand(
-    shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor
-) -> torch.Tensor:
-    """U(0, 1) numbers of ``shape`` from ``generator``, on ``like``'s device."""
-    draw, to = _on(generator, like)
-    return torch.rand(shape, generator=generator, device=draw).to(to)
-
-
-def randn(
-    shape: tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor
-) -> torch.Tensor:
-    """N(0, 1) numbers of ``shape`` and ``like``'s dtype from ``generator``, on
-    ``like``'s device."""
-    draw, to = _on(generator, like)
-    return torch.randn(shape, generator=generator, device=draw, dtype=like.dtype).to(to)
-
-
-def randint(
-    low: int,
-    high: int,
-    shape: tuple[int, ...],
-    generator: torch.Generator | None,
-    like: torch.Tensor,
-) -> torch.Tensor:
-    """Integers in [low, high) of ``shape`` from ``generator``, on ``like``'s
-    device."""
-    draw, to = _on(generator, like)
-    return torch.randint(low, high, shape, generator=generator, device=draw).to(to)

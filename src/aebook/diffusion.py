@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import devices
+from . import draws
 from .models import Spec, _whole, mlp
 
 
@@ -176,15 +176,15 @@ class NoisePrediction:
         y = None
         if model.config.classes:
             x, y = x[:, :-1], x[:, -1].long()
-            drop = devices.rand((len(y),), gen, x) < self.label_drop
+            drop = draws.rand((len(y),), gen, x) < self.label_drop
             y = y.masked_fill(drop, model.config.classes)
         shape = (len(x),)
         t = (
-            devices.randint(0, self.schedule.steps, shape, gen, x)
+            draws.randint(0, self.schedule.steps, shape, gen, x)
             if self.step is None
             else torch.full(shape, self.step, device=x.device)
         )
-        eps = devices.randn(x.shape, gen, x)
+        eps = draws.randn(x.shape, gen, x)
         x_t = self.schedule.noised(x, t, eps)
         target = eps if model.config.predicts == "eps" else x
         return F.mse_loss(model(x_t, level(t, self.schedule), y), target)

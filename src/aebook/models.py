@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import devices
+from . import draws
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
@@ -243,7 +243,10 @@ class CodeNoise(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return (
-            z + self.std * torch.randn_like(z) if self.training and self.std > 0 else z
+            # from the CPU's global generator, as on every device (`draws`)
+            z + self.std * draws.randn(z.shape, None, z)
+            if self.training and self.std > 0
+            else z
         )
 
     def extra_repr(self) -> str:
@@ -556,5 +559,5 @@ def reparameterise(
     """h = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu,
     diag(exp(logvar))) through which gradients reach mu and logvar. (B, k), (B, k) ->
     (B, k)."""
-    eps = devices.randn(mu.shape, generator, mu)
+    eps = draws.randn(mu.shape, generator, mu)
     return mu + torch.exp(0.5 * logvar) * eps

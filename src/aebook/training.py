@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .devices import computes_as, model_device, resolve_device
+from .devices import computes_as, describe, model_device, resolve_device
 
 # penalty(model, x_in, h) -> scalar Omega(h), added to the reconstruction loss.
 #   x_in: (B, D) the (possibly corrupted) input the encoder saw; h: (B, k) its code.
 Penalty = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 # corrupt(x, generator) -> x~: (B, D) -> (B, D), drawing its randomness from the
-# generator.
+# generator. fit's generator is a CPU one on every device: a hook draws through
+# `aebook.draws` (there, then moved to x's device), never with device=x.device.
 Corruption = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 # augment(x, generator) -> x': (B, D) -> (B, D), applied to the batch itself: x' is both
 # input and target.
@@ -50,6 +51,8 @@ class History:
     seconds: float = 0.0  # wall time of the whole run
     # fit(track=...)'s numbers, one per epoch
     tracked: dict[str, list[float]] = field(default_factory=dict)
+    # where it ran (`devices.describe`): the seconds are that device's
+    trained_on: dict[str, str] = field(default_factory=dict)
 
     @property
     def best_epoch(self) -> int:
@@ -63,6 +66,7 @@ class History:
             "val_loss": list(self.val_loss),
             "seconds": self.seconds,
             "tracked": {k: list(v) for k, v in self.tracked.items()},
+            "trained_on": dict(self.trained_on),
         }
 
 
@@ -254,7 +258,8 @@ def fit(
     ``objective(model, x, generator)``, if given, is the whole loss of a batch x (B, D)
     instead: the hook for a model whose target is not its input (a diffusion model's
     noise prediction, `aebook.diffusion`); it cannot be combined with the
-    reconstruction's own hooks (penalty, corrupt, loss_weight, val_x).
+    reconstruction's own hooks (penalty, corrupt, loss_weight, val_x). The hooks get
+    fit's generator, a CPU one whatever the device: they draw through `aebook.draws`.
     Batches are sliced from the in-memory tensor in an order drawn from ``seed``, so on
     the CPU the same seed, the same initial weights and the same number of threads give
     bit-identical losses (another thread count can change the last bits of a sum). The
@@ -299,14 +304,14 @@ def fit(
     weight = loss_weight.to(dev, torch.float32) if loss_weight is not None else None
     torch.manual_seed(seed)  # for any global-RNG use inside a penalty or corruption
     # A CPU generator on every device: the batch order and the hooks' draws
-    # (`devices.randn` and friends draw on it, then move) are the CPU run's, and a
+    # (`draws.randn` and friends draw on it, then move) are the CPU run's, and a
     # device without generators of its own can train too.
     gen = torch.Generator().manual_seed(seed)
     model.to(dev)
     x_all = train_x.to(dev)
     x_val = val_x.to(dev) if val_x is not None else None
     opt = adam(model, lr=lr, weight_decay=weight_decay)
-    history = History()
+    history = History(trained_on=describe(dev))
     n = len(x_all)
     steps = epochs * -(-n // batch_size)
     sched = (
