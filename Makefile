@@ -18,7 +18,8 @@ FASHION  := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CHROMIUM
 
-.PHONY: help book book-build test notebooks unit nbval fashion browser clean bench figures lint lock
+.PHONY: help book book-build test notebooks unit nbval fashion standin standin-reference \
+	standin-run after-notebooks browser clean bench figures lint lock gpu-check
 
 help:
 	@echo "make book   build the HTML book into _build/html, running every chapter on digits, while"
@@ -27,6 +28,8 @@ help:
 	@echo "            then a browser over it"
 	@echo "make lint   actionlint over the workflows; ruff format --check and ruff check over the code and notebooks"
 	@echo "make bench  notebook times and memory, data-load and fit-loop timings"
+	@echo "make gpu-check  on a machine with a CUDA GPU: the device tests and every chapter"
+	@echo "            cold on it, diffed against the CPU's claims (benchmarks/gpu-check.md)"
 	@echo "make clean  drop the build output and the model cache"
 
 # Reinstall when the requirements change; the stamp records a finished install.
@@ -96,9 +99,60 @@ browser: $(STAMP) $(CHROMIUM) $(NODE_DEPS)
 notebooks: $(STAMP) $(FASHION)
 	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory -j2 -O nbval fashion
 
+# The chapters' analysis once more on the stand-in GPU (tests/standin.py: a device that
+# computes on the CPU bit for bit and fails where CUDA fails), as `auto` picks CUDA on a
+# GPU runtime: with the models the CPU pass trained (its own cache folder links to
+# them), every claim must hold or fail as in the CPU pass, with the same values (timing
+# claims aside). An IPython startup file registers the device in each kernel. Chapter
+# 10 pins the CPU, so it is not run again. The CPU pass's records are copied first
+# (standin-reference): the book build may rewrite them while this runs.
+CACHE          := $(if $(AEBOOK_CACHE),$(abspath $(AEBOOK_CACHE)),$(CURDIR)/.cache)
+STANDIN_CACHE  := $(CACHE)/standin
+STANDIN_REF    := $(CACHE)/claims-cpu
+STANDIN_SKIP   := 10_sparse_dictionaries
+STANDIN_IPY    := $(STANDIN_CACHE)/ipython/profile_default/startup
+standin:
+	$(MAKE) --no-print-directory standin-reference
+	$(MAKE) --no-print-directory standin-run
+
+standin-reference:
+	test -d $(CACHE)/claims/mnist5k || (echo "no CPU records: run make nbval first" && false)
+	rm -rf $(STANDIN_REF) && cp -r $(CACHE)/claims $(STANDIN_REF)
+
+standin-run: $(STAMP)
+	rm -rf $(STANDIN_CACHE) && mkdir -p $(STANDIN_IPY)
+	ln -s $(CACHE)/models $(STANDIN_CACHE)/models
+	ln -s $(CACHE)/data $(STANDIN_CACHE)/data
+	printf 'import sys\nsys.path.insert(0, "%s/tests")\nimport standin\n' "$(CURDIR)" \
+		> $(STANDIN_IPY)/00-standin.py
+	env -u AEBOOK_DATA OMP_NUM_THREADS=1 IPYTHONDIR=$(STANDIN_CACHE)/ipython \
+		AEBOOK_CACHE=$(STANDIN_CACHE) AEBOOK_DEVICE=standin \
+		$(BIN)/python -m pytest --nbval-lax --nbval-current-env \
+		$(filter-out chapters/$(STANDIN_SKIP).ipynb,$(wildcard chapters/*.ipynb))
+	$(BIN)/python scripts/compare_claims.py $(STANDIN_REF) $(STANDIN_CACHE)/claims --exact \
+		--skip $(STANDIN_SKIP)
+
+# After both notebook passes: the book build (digits, CPU) and the stand-in pass side by
+# side, one thread each; both load the models the digits pass trained.
+after-notebooks: $(STAMP)
+	$(MAKE) --no-print-directory standin-reference
+	OMP_NUM_THREADS=1 $(MAKE) --no-print-directory -j2 -O book-build standin-run
+
 test: lint unit
 	$(MAKE) --no-print-directory notebooks
-	$(MAKE) --no-print-directory book-build browser
+	$(MAKE) --no-print-directory after-notebooks
+	$(MAKE) --no-print-directory browser
+
+# On a machine with a CUDA GPU (the device tool lends one to some sessions): torch, CUDA,
+# the GPU and its determinism flags; the device tests on CUDA; every chapter cold on the
+# digits with AEBOOK_DEVICE=cuda in a fresh cache; their times and claims against the
+# CPU records, in benchmarks/gpu-check.md (GPU_CHECK="--chapters 01 02" runs some, to
+# keep one call within a lent machine's ten minutes). No GPU has run it yet.
+# It uses the machine's own python3 and torch (GPU_PYTHON), with this package on its
+# path: a lent GPU machine has no network for make's install.
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=$(CURDIR)/src $(GPU_PYTHON) benchmarks/gpu_check.py $(GPU_CHECK)
 
 # BENCH="--cold-only" times each chapter once, cold, and writes the cost line under its title.
 bench: $(STAMP)
