@@ -387,7 +387,7 @@ def test_package_import_has_no_side_effects(tmp_path):
         "import aebook, aebook.data, aebook.models, aebook.training, aebook.cache, "
         "aebook.metrics, "
         "aebook.plotting, aebook.notebook, aebook.paths, aebook.claims, "
-        "aebook.recipes; "
+        "aebook.recipes, aebook.devices, aebook.draws, aebook.comparisons; "
         "assert dict(plt.rcParams) == before"
     )
     env = {

@@ -1,0 +1,83 @@
+"""The book's one rule for orders and ties between two measured things, over paired
+gaps (one per training seed or per data split).
+
+- `ahead`: A is ahead of B when the mean gap's two-sided t-interval (n - 1 degrees of
+  freedom) lies above 0.
+- `level`: A and B are level within a margin declared before the numbers (with its
+  reason in words) when the mean gap's 90% t-interval lies inside (-margin, margin):
+  two one-sided tests at 5% each. A noisier measurement widens the interval, so it makes
+  a tie harder to show, never easier; a failure to find a difference is not a tie.
+
+A `Verdict` has a truth value, so it is a claim's ``holds``: ``v = ahead(gaps);
+claim("A beats B on every seed's paired gap", v, **v.measured())``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of `ahead` or `level`, with the numbers it rests on."""
+
+    holds: bool
+    mean: float  # the mean paired gap
+    low: float  # the t-interval's ends
+    high: float
+    n: int  # how many paired gaps
+    confidence: float  # the interval's, e.g. 0.95
+    margin: float | None = None  # `level`'s equivalence margin
+
+    def __bool__(self) -> bool:
+        return self.holds
+
+    def measured(self) -> dict[str, float]:
+        """The numbers for a claim's record: mean, the interval, n and the margin."""
+        out = {"mean_gap": self.mean, "low": self.low, "high": self.high, "n": self.n}
+        return out | ({"margin": self.margin} if self.margin is not None else {})
+
+
+def _interval(
+    gaps: Iterable[float], confidence: float
+) -> tuple[float, float, float, int]:
+    """(mean, low, high, n): the two-sided t-interval of the mean of ``gaps``."""
+    g = np.asarray(list(gaps), dtype=np.float64).ravel()
+    if len(g) < 2:
+        raise ValueError(
+            "a t-interval needs at least 2 paired gaps (seeds or splits), got "
+            f"{len(g)}: run more seeds"
+        )
+    if not np.isfinite(g).all():
+        raise ValueError(f"the gaps must be finite numbers, got {g.tolist()}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    mean = float(g.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(g) - 1)) * float(
+        g.std(ddof=1) / math.sqrt(len(g))
+    )
+    return mean, mean - half, mean + half, len(g)
+
+
+def ahead(gaps: Iterable[float], confidence: float = 0.95) -> Verdict:
+    """A is ahead of B: the mean of the paired gaps (A's advantage in each seed or
+    split, (n,), n >= 2) has a two-sided ``confidence`` t-interval above 0."""
+    mean, low, high, n = _interval(gaps, confidence)
+    return Verdict(low > 0, mean, low, high, n, confidence)
+
+
+def level(gaps: Iterable[float], margin: float, confidence: float = 0.90) -> Verdict:
+    """A and B are level within ``margin``: the mean paired gap's ``confidence``
+    t-interval (90%: two one-sided tests at 5%) lies inside (-margin, margin). Declare
+    the margin, and why, before looking at the gaps."""
+    if not margin > 0:
+        raise ValueError(f"the equivalence margin must be positive, got {margin}")
+    mean, low, high, n = _interval(gaps, confidence)
+    return Verdict(
+        -margin < low and high < margin, mean, low, high, n, confidence, margin
+    )

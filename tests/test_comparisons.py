@@ -1,0 +1,67 @@
+"""The rule for orders and ties (`aebook.comparisons`), against hand computations."""
+
+import math
+
+import pytest
+
+from aebook.claims import Claims
+from aebook.comparisons import ahead, level
+
+
+def test_ahead_uses_the_t_interval_with_n_minus_1_degrees_of_freedom():
+    # mean 2, sd 1, n 3: the 95% half-width is t(2) = 4.303 times 1 / sqrt(3)
+    v = ahead([1.0, 2.0, 3.0])
+    assert v.mean == pytest.approx(2.0)
+    assert v.low == pytest.approx(2 - 4.302653 / math.sqrt(3), abs=1e-5)
+    assert not v  # the interval reaches below 0: no order can be claimed
+    assert ahead([2.0, 2.1, 1.9, 2.05, 1.95])
+    assert not ahead([-1.0, -1.1, -0.9])  # behind, not ahead
+
+
+def test_five_splits_need_t4_not_two_standard_errors():
+    # mean 1, standard error 0.42: more than 2 standard errors above 0, fewer than
+    # t(4) = 2.776 of them
+    gaps = [1 + 1.188 * d for d in (1.0, -1.0, 0.5, -0.5, 0.0)]
+    mean = sum(gaps) / 5
+    se = math.sqrt(sum((g - mean) ** 2 for g in gaps) / 4 / 5)
+    assert 2 * se < mean < 2.776 * se
+    assert not ahead(gaps)
+
+
+def test_level_is_two_one_sided_tests_inside_the_margin():
+    v = level([0.01, -0.01, 0.02, 0.0, -0.02], margin=0.05)
+    assert v and v.margin == 0.05 and v.confidence == 0.90
+    assert -0.05 < v.low < v.high < 0.05
+    assert not level([0.04, 0.05, 0.045, 0.05], margin=0.05)  # near the edge
+
+
+def test_a_noisier_measurement_makes_a_tie_harder_not_easier():
+    quiet = [0.01, -0.01, 0.0, 0.01, -0.01]
+    noisy = [0.3, -0.3, 0.0, 0.3, -0.3]  # the same mean, 30 times the spread
+    assert level(quiet, margin=0.05)
+    assert not level(noisy, margin=0.05)
+    # while a failure to find a difference would have called the noisy pair a tie
+    assert not ahead(noisy) and not ahead([-g for g in noisy])
+
+
+def test_bad_input_says_what_to_do():
+    with pytest.raises(ValueError, match="at least 2 paired gaps"):
+        ahead([1.0])
+    with pytest.raises(ValueError, match="finite"):
+        ahead([1.0, float("nan")])
+    with pytest.raises(ValueError, match="margin must be positive"):
+        level([0.0, 0.1], margin=0)
+
+
+def test_a_verdict_is_a_claims_holds_and_its_numbers_are_recorded():
+    claims = Claims("02_undercomplete", "mnist5k")
+    v = level([0.01, -0.01, 0.0], margin=0.05)
+    claims("A and B are level within 0.05", v, **v.measured())
+    record = claims.results["A and B are level within 0.05"]
+    assert record["holds"] and set(record["measured"]) == {
+        "mean_gap",
+        "low",
+        "high",
+        "n",
+        "margin",
+    }
