@@ -75,7 +75,7 @@ def device_tests(device: str) -> tuple[str, int]:
     tail, rc = [], 0
     for args in (DEVICE_TESTS[:1], ["-k", device, *DEVICE_TESTS[1:]]):
         out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", *args],
+            [sys.executable, "-m", "pytest", *args],  # pyproject's -q: a summary line
             cwd=ROOT,
             capture_output=True,
             text=True,
