@@ -27,7 +27,7 @@ from .training import History, fit
 # 3: code enters keys as its syntax tree without docstrings (2: as source text)
 FORMAT = 3
 # progress changes how training shows, not what it learns; the device enters the key as
-# the numbers it computes (`devices.computes_as`), not as the name passed
+# the arithmetic it does (`arithmetic`), not as the name passed
 _NOT_IN_KEY = {"progress", "device"}
 # fit's plain defaults: an argument passed with its default value trains the same
 # weights as one left out, so both get one key (``penalty=None`` written out or not).
