@@ -77,6 +77,8 @@ class Claims:
         self.results: dict[str, dict[str, Any]] = {}
         # statements checked since the last checked(), which summarises them
         self._since: list[str] = []
+        # the summary's bullets, as `summary` resolved them: statements, or DEFINITION
+        self.bullets: list[str | list[str]] = []
         # a new run starts a new record: no claim left over from an older run
         self._save()
 
@@ -132,7 +134,7 @@ class Claims:
             else f"{held} of {len(records)} {noun} hold on {self.dataset}"
         )
         items = "".join(
-            f"<li>{'✓' if r['holds'] else '✗ does not hold:'} "
+            f"<li {_mark(r)}>{'✓' if r['holds'] else '✗ does not hold:'} "
             f"{html.escape(r['statement'])} "
             f"<small>({html.escape(_fmt_values(r['measured']))})</small></li>"
             for r in records
@@ -176,6 +178,11 @@ class Claims:
                     )
                 records.append(found[0])
             resting.append(records)
+        # recorded, so that the build can hold each bullet against the other data's run
+        self.bullets = [
+            DEFINITION if rs is None else [r["statement"] for r in rs] for rs in resting
+        ]
+        self._save()
         findings = [rs for rs in resting if rs is not None]
         held = sum(all(r["holds"] for r in rs) for rs in findings)
         n_claims = len({r["statement"] for rs in findings for r in rs})
@@ -195,8 +202,8 @@ class Claims:
             if rs is None
             else f"<li>point {i}: "
             + "; ".join(
-                f"{'✓' if r['holds'] else '✗ does not hold:'} "
-                f"{html.escape(r['statement'])}"
+                f"<span {_mark(r)}>{'✓' if r['holds'] else '✗ does not hold:'} "
+                f"{html.escape(r['statement'])}</span>"
                 for r in rs
             )
             + "</li>"
@@ -248,6 +255,7 @@ class Claims:
             "aebook": __version__,
             **({"where": self.where} if self.where else {}),
             "claims": list(self.results.values()),
+            **({"summary": self.bullets} if self.bullets else {}),
         }
         try:  # records_dir() raises too when the cache path is a file
             path = records_dir() / self.dataset / f"{self.chapter}.json"
@@ -350,6 +358,12 @@ def _opening(line: str, items: str) -> Any:
         f'<details class="aebook-checked"><summary>{html.escape(line)}</summary>'
         f"<ul>{items}</ul></details>"
     )
+
+
+def _mark(record: dict[str, Any]) -> str:
+    """The attribute by which the build finds a claim in a check cell's output, to add
+    how it fared on the other dataset (_ext/claims_scope.py)."""
+    return f'data-claim="{html.escape(record["statement"], quote=True)}"'
 
 
 def _fmt_values(values: dict[str, Any]) -> str:
