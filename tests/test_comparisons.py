@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from aebook.claims import Claims
@@ -65,3 +66,11 @@ def test_a_verdict_is_a_claims_holds_and_its_numbers_are_recorded():
         "n",
         "margin",
     }
+
+
+def test_a_verdict_is_a_plain_bool_whatever_the_numbers_are():
+    # a margin computed from NumPy numbers once made the verdict a numpy.bool, which
+    # Python's bool() refuses to take from __bool__
+    gaps = np.array([0.01, -0.01, 0.0])
+    for v in (level(gaps, margin=np.float64(0.05)), ahead(gaps + np.float64(1.0))):
+        assert type(v.holds) is bool and all([v, v]) and bool(v)

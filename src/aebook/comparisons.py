@@ -68,7 +68,7 @@ def ahead(gaps: Iterable[float], confidence: float = 0.95) -> Verdict:
     """A is ahead of B: the mean of the paired gaps (A's advantage in each seed or
     split, (n,), n >= 2) has a two-sided ``confidence`` t-interval above 0."""
     mean, low, high, n = _interval(gaps, confidence)
-    return Verdict(low > 0, mean, low, high, n, confidence)
+    return Verdict(bool(low > 0), mean, low, high, n, confidence)
 
 
 def level(gaps: Iterable[float], margin: float, confidence: float = 0.90) -> Verdict:
@@ -79,5 +79,5 @@ def level(gaps: Iterable[float], margin: float, confidence: float = 0.90) -> Ver
         raise ValueError(f"the equivalence margin must be positive, got {margin}")
     mean, low, high, n = _interval(gaps, confidence)
     return Verdict(
-        -margin < low and high < margin, mean, low, high, n, confidence, margin
+        bool(-margin < low and high < margin), mean, low, high, n, confidence, margin
     )
