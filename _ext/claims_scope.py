@@ -74,7 +74,11 @@ def mark(output: str, other: dict[str, dict[str, Any]] | None) -> str:
     if not ran:
         count = f"not run on the {WORD}"
     elif all(ran) and len(ran) == len(found):
-        count = f"all {len(ran)} hold on the {WORD} too"
+        count = (
+            f"it holds on the {WORD} too"
+            if len(ran) == 1
+            else f"all {len(ran)} hold on the {WORD} too"
+        )
     else:
         count = f"{sum(ran)} of {len(found)} hold on the {WORD}"
     return LINE.sub(

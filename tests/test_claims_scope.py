@@ -46,6 +46,11 @@ def test_a_chapter_not_run_on_the_clothes_says_so():
     assert "not run on the clothes" in mark(checked, None)
     everything = {s: {**r, "holds": True} for s, r in other.items()}
     assert "all 2 hold on the clothes too" in mark(checked, everything)
+    alone = Claims("05_denoising", "mnist5k")
+    alone("one finding", True)
+    held = {"one finding": {"statement": "one finding", "holds": True, "measured": {}}}
+    line = "✓ 1 finding checked · it holds on the clothes too"
+    assert line in mark(alone.checked().data, held)
 
 
 def test_the_summary_check_records_its_bullets_and_marks_their_claims():
