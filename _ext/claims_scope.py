@@ -19,7 +19,6 @@ page:
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Any
 
@@ -27,7 +26,7 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
-from aebook.claims import OTHER, fmt_value, load_records, records_dir
+from aebook.claims import OTHER, fmt_values, load_records, load_summaries
 from aebook.data import DEFAULT
 
 logger = logging.getLogger(__name__)
@@ -39,10 +38,6 @@ SCOPED = re.compile(r"\bon (the )?digits\b|\bclothes\b", re.IGNORECASE)
 CLAIM = re.compile(r'<(li|span) data-claim="([^"]*)">(.*?)</\1>', re.DOTALL)
 LINE = re.compile(r"<summary>(.*?)</summary>", re.DOTALL)
 STYLE = "color:#555;font-size:0.9em"
-
-
-def _values(record: dict[str, Any]) -> str:
-    return ", ".join(f"{k} = {fmt_value(v)}" for k, v in record["measured"].items())
 
 
 def mark(output: str, other: dict[str, dict[str, Any]] | None) -> str:
@@ -60,7 +55,7 @@ def mark(output: str, other: dict[str, dict[str, Any]] | None) -> str:
         else:
             found[statement] = bool(record["holds"])
             verdict = "✓ holds" if record["holds"] else "✗ does not hold"
-            said = f"{WORD}: {verdict} ({_values(record) or 'no values'})"
+            said = f"{WORD}: {verdict} ({fmt_values(record['measured'])})"
         return (
             f'<{tag} data-claim="{m.group(2)}">{inner} '
             f'<span class="aebook-other" style="{STYLE}">· {html.escape(said)}</span>'
@@ -129,14 +124,6 @@ def _summary_bullets(doctree: nodes.document) -> list[str] | None:
     return None
 
 
-def _recorded_bullets(chapter: str) -> list[Any] | None:
-    try:
-        path = records_dir() / DEFAULT / f"{chapter}.json"
-        return json.loads(path.read_text()).get("summary")
-    except (OSError, ValueError):
-        return None
-
-
 def scope(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     if not docname.startswith("chapters/"):
         return
@@ -149,7 +136,8 @@ def scope(app: Sphinx, doctree: nodes.document, docname: str) -> None:
             new = nodes.raw("", mark(text, other), format="html")
             new["classes"] = node["classes"]
             node.replace_self(new)
-    texts, bullets = _summary_bullets(doctree), _recorded_bullets(chapter)
+    texts = _summary_bullets(doctree)
+    bullets = load_summaries().get(DEFAULT, {}).get(chapter)
     if other is None or texts is None or bullets is None:
         return  # no clothes' run, or no checked summary: nothing to hold it against
     for problem in unscoped(texts, bullets, other):

@@ -111,7 +111,7 @@ class Claims:
             return
         if self.strict:
             raise ClaimFailed(
-                f"{statement} (measured on {self.dataset}: {_fmt_values(values)})"
+                f"{statement} (measured on {self.dataset}: {fmt_values(values)})"
             )
         _show_failure(statement, self.dataset, values)
 
@@ -136,7 +136,7 @@ class Claims:
         items = "".join(
             f"<li {_mark(r)}>{'✓' if r['holds'] else '✗ does not hold:'} "
             f"{html.escape(r['statement'])} "
-            f"<small>({html.escape(_fmt_values(r['measured']))})</small></li>"
+            f"<small>({html.escape(fmt_values(r['measured']))})</small></li>"
             for r in records
         )
         return _opening(line, items)
@@ -234,7 +234,7 @@ class Claims:
         failed = [c for c in claims if not c["holds"]]
         items = "".join(
             f"<li>{html.escape(c['statement'])} <small>(measured: "
-            f"{html.escape(_fmt_values(c['measured']))})</small></li>"
+            f"{html.escape(fmt_values(c['measured']))})</small></li>"
             for c in failed
         )
         verdict = (
@@ -303,6 +303,16 @@ def load_records(
     return out
 
 
+def load_summaries(directory: Path | None = None) -> dict[str, dict[str, list[Any]]]:
+    """The summaries that `Claims.summary` recorded: ``{dataset: {chapter: bullets}}``,
+    each bullet its claims' statements or `DEFINITION`."""
+    out: dict[str, dict[str, list[Any]]] = {}
+    for record in _runs(directory):
+        if "summary" in record:
+            out.setdefault(record["dataset"], {})[record["chapter"]] = record["summary"]
+    return out
+
+
 def load_where(directory: Path | None = None) -> dict[str, list[str]]:
     """Where the runs of `load_records` computed, per dataset: each distinct device
     and torch version, as ``"cpu, torch 2.14.1"`` or ``"cuda (NVIDIA L4), torch
@@ -366,7 +376,8 @@ def _mark(record: dict[str, Any]) -> str:
     return f'data-claim="{html.escape(record["statement"], quote=True)}"'
 
 
-def _fmt_values(values: dict[str, Any]) -> str:
+def fmt_values(values: dict[str, Any]) -> str:
+    """Measured values as the reader sees them: ``name = value``, comma-separated."""
     return (
         ", ".join(f"{k} = {fmt_value(v)}" for k, v in values.items())
         or "no values recorded"
@@ -378,7 +389,7 @@ def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
     data."""
     text = (
         f"This claim of the text does not hold on {dataset}: {statement} "
-        f"(measured: {_fmt_values(values)}). The text was written for {DEFAULT}; "
+        f"(measured: {fmt_values(values)}). The text was written for {DEFAULT}; "
         f"the book's claims page lists every claim on both datasets."
     )
     try:
@@ -396,7 +407,7 @@ def _show_failure(statement: str, dataset: str, values: dict[str, Any]) -> None:
             'padding:0.5em 0.8em;margin:0.5em 0">'
             f"<b>Does not hold on {html.escape(dataset)}:</b> "
             f"{html.escape(statement)}<br>"
-            f"<small>measured: {html.escape(_fmt_values(values))}. The text was "
+            f"<small>measured: {html.escape(fmt_values(values))}. The text was "
             f"written for {DEFAULT}; "
             "the claims page of the book lists every claim on both "
             "datasets.</small></div>"
