@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aebook.claims import Claims
-from aebook.comparisons import ahead, level
+from aebook.comparisons import ahead, level, split_means
 
 
 def test_ahead_uses_the_t_interval_with_n_minus_1_degrees_of_freedom():
@@ -74,3 +74,22 @@ def test_a_verdict_is_a_plain_bool_whatever_the_numbers_are():
     gaps = np.array([0.01, -0.01, 0.0])
     for v in (level(gaps, margin=np.float64(0.05)), ahead(gaps + np.float64(1.0))):
         assert type(v.holds) is bool and all([v, v]) and bool(v)
+
+
+def test_ahead_by_a_declared_lead_needs_the_interval_above_it():
+    gaps = [3.2, 3.4, 3.3, 3.5, 3.1]
+    assert ahead(gaps, by=3.0)
+    assert ahead(gaps, by=3.0).measured()["by"] == 3.0
+    v = ahead(gaps, by=3.3)  # the mean is 3.3: the interval reaches below the lead
+    assert v.mean == pytest.approx(3.3) and not v
+    assert "by" not in ahead(gaps).measured()
+    with pytest.raises(ValueError, match="lead"):
+        ahead(gaps, by=-1.0)
+
+
+def test_split_means_pairs_the_items_in_contiguous_parts():
+    x = np.arange(10.0)
+    assert split_means(x, 5).tolist() == [0.5, 2.5, 4.5, 6.5, 8.5]
+    assert split_means(np.arange(7.0), 3).tolist() == [1.0, 3.5, 5.5]  # 3, 2, 2
+    with pytest.raises(ValueError, match="splits"):
+        split_means([1.0, 2.0], 5)

@@ -2,7 +2,7 @@
 gaps (one per training seed or per data split).
 
 - `ahead`: A is ahead of B when the mean gap's two-sided t-interval (n - 1 degrees of
-  freedom) lies above 0.
+  freedom) lies above 0 (or above ``by``, for "ahead by more than ``by``").
 - `level`: A and B are level within a margin declared before the numbers (with its
   reason in words) when the mean gap's 90% t-interval lies inside (-margin, margin):
   two one-sided tests at 5% each. A noisier measurement widens the interval, so it makes
@@ -33,6 +33,7 @@ class Verdict:
     n: int  # how many paired gaps
     confidence: float  # the interval's, e.g. 0.95
     margin: float | None = None  # `level`'s equivalence margin
+    by: float = 0.0  # `ahead`'s lead to beat: the interval lies above it
 
     def __bool__(self) -> bool:
         return self.holds
@@ -40,7 +41,8 @@ class Verdict:
     def measured(self) -> dict[str, float]:
         """The numbers for a claim's record: mean, the interval, n and the margin."""
         out = {"mean_gap": self.mean, "low": self.low, "high": self.high, "n": self.n}
-        return out | ({"margin": self.margin} if self.margin is not None else {})
+        out |= {"margin": self.margin} if self.margin is not None else {}
+        return out | ({"by": self.by} if self.by else {})
 
 
 def _interval(
@@ -64,11 +66,27 @@ def _interval(
     return mean, mean - half, mean + half, len(g)
 
 
-def ahead(gaps: Iterable[float], confidence: float = 0.95) -> Verdict:
+def ahead(gaps: Iterable[float], confidence: float = 0.95, by: float = 0.0) -> Verdict:
     """A is ahead of B: the mean of the paired gaps (A's advantage in each seed or
-    split, (n,), n >= 2) has a two-sided ``confidence`` t-interval above 0."""
+    split, (n,), n >= 2) has a two-sided ``confidence`` t-interval above 0, or above
+    ``by`` for "ahead by more than ``by``" (a lead declared, like a margin, before
+    the numbers)."""
+    if not (math.isfinite(by) and by >= 0):
+        raise ValueError(f"the lead `by` must be a finite number >= 0, got {by}")
     mean, low, high, n = _interval(gaps, confidence)
-    return Verdict(bool(low > 0), mean, low, high, n, confidence)
+    return Verdict(bool(low > by), mean, low, high, n, confidence, by=float(by))
+
+
+def split_means(per_item: Iterable[float], splits: int = 5) -> np.ndarray:
+    """The means of ``per_item`` (N,) over ``splits`` contiguous, near-equal parts
+    (splits,): paired gaps for `ahead` and `level` from one score per test item (a
+    difference per image between two models, say), when there is one training run."""
+    x = np.asarray(list(per_item), dtype=np.float64).ravel()
+    if not 2 <= splits <= len(x):
+        raise ValueError(
+            f"need 2 <= splits <= the number of items ({len(x)}), got splits={splits}"
+        )
+    return np.array([part.mean() for part in np.array_split(x, splits)])
 
 
 def level(gaps: Iterable[float], margin: float, confidence: float = 0.90) -> Verdict:
