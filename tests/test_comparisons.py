@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from aebook.claims import Claims
-from aebook.comparisons import ahead, level, split_means
+from aebook.comparisons import ahead, level, on_splits, split_means
 
 
 def test_ahead_uses_the_t_interval_with_n_minus_1_degrees_of_freedom():
@@ -93,3 +93,11 @@ def test_split_means_pairs_the_items_in_contiguous_parts():
     assert split_means(np.arange(7.0), 3).tolist() == [1.0, 3.5, 5.5]  # 3, 2, 2
     with pytest.raises(ValueError, match="splits"):
         split_means([1.0, 2.0], 5)
+
+
+def test_on_splits_scores_each_part_once_and_in_order():
+    seen = []
+    out = on_splits(lambda s: seen.append((s.start, s.stop)) or s.stop - s.start, 7, 3)
+    assert seen == [(0, 3), (3, 5), (5, 7)] and out.tolist() == [3.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match="splits"):
+        on_splits(len, 3, 1)

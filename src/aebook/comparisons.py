@@ -15,7 +15,7 @@ claim("A beats B on every seed's paired gap", v, **v.measured())``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,16 +77,23 @@ def ahead(gaps: Iterable[float], confidence: float = 0.95, by: float = 0.0) -> V
     return Verdict(bool(low > by), mean, low, high, n, confidence, by=float(by))
 
 
+def on_splits(score: Callable[[slice], float], n: int, splits: int = 5) -> np.ndarray:
+    """``score`` on each of ``splits`` contiguous, near-equal parts of ``n`` items
+    (splits,): ``score`` takes the part's slice, e.g. ``lambda s: evaluate(model,
+    test_x[s])``. Two models scored on the same parts give paired gaps for `ahead`
+    and `level` when each was trained once."""
+    if not 2 <= splits <= n:
+        raise ValueError(f"need 2 <= splits <= the number of items ({n}), got {splits}")
+    bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), splits)])
+    return np.array([float(score(slice(a, b))) for a, b in zip(bounds, bounds[1:])])
+
+
 def split_means(per_item: Iterable[float], splits: int = 5) -> np.ndarray:
     """The means of ``per_item`` (N,) over ``splits`` contiguous, near-equal parts
     (splits,): paired gaps for `ahead` and `level` from one score per test item (a
     difference per image between two models, say), when there is one training run."""
     x = np.asarray(list(per_item), dtype=np.float64).ravel()
-    if not 2 <= splits <= len(x):
-        raise ValueError(
-            f"need 2 <= splits <= the number of items ({len(x)}), got splits={splits}"
-        )
-    return np.array([part.mean() for part in np.array_split(x, splits)])
+    return on_splits(lambda s: x[s].mean(), len(x), splits)
 
 
 def level(gaps: Iterable[float], margin: float, confidence: float = 0.90) -> Verdict:
