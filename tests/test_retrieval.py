@@ -125,6 +125,10 @@ def test_precision_within_radius_by_hand():
         pack_bits(db), pack_bits(q), db_y, q_y, radius=0
     )
     assert precision == pytest.approx(0.5) and empty == pytest.approx(0.5)
+    each, _ = precision_within_radius(
+        pack_bits(db), pack_bits(q), db_y, q_y, radius=2, per_query=True
+    )
+    assert each == pytest.approx([2 / 3, 1 / 2])
 
 
 def test_address_lookup_finds_exactly_the_codes_within_the_radius():

@@ -409,6 +409,8 @@ def test_mmcs():
     learned = torch.tensor([[1.0, 1], [1, 0], [0, 0]])  # (1,1,0)/sqrt2 and (1,0,0)
     # axis 0: max(1/sqrt2, 1) = 1; axis 1: 1/sqrt2; axis 2: 0
     assert metrics.mmcs(learned, true) == pytest.approx((1 + 1 / math.sqrt(2) + 0) / 3)
+    each = metrics.mmcs(learned, true, per_feature=True)
+    assert each.tolist() == pytest.approx([1, 1 / math.sqrt(2), 0])
     with pytest.raises(ValueError, match="same d"):
         metrics.mmcs(torch.rand(3, 2), torch.rand(4, 2))
 

@@ -535,12 +535,16 @@ def loss_recovered(original: float, ablated: float, spliced: float) -> float:
     return (ablated - spliced) / (ablated - original)
 
 
-def mmcs(learned: torch.Tensor, true: torch.Tensor) -> float:
+def mmcs(
+    learned: torch.Tensor, true: torch.Tensor, per_feature: bool = False
+) -> float | torch.Tensor:
     """Mean max cosine similarity (Sharkey et al., 2022): for each true direction
     (column of true, (d, n)), the largest cosine with any learned direction (column of
     learned, (d, a)), averaged over the n true ones. 1 when every true direction has an
-    exact copy among the learned ones."""
-    return _cosines(learned, true).max(dim=1).values.mean().item()
+    exact copy among the learned ones. With ``per_feature``, each true direction's
+    largest cosine (n,), for paired comparisons of two dictionaries."""
+    best = _cosines(learned, true).max(dim=1).values
+    return best if per_feature else best.mean().item()
 
 
 def matched_share(

@@ -110,17 +110,20 @@ def precision_within_radius(
     database_labels: torch.Tensor | np.ndarray,
     query_labels: torch.Tensor | np.ndarray,
     radius: int = 2,
-) -> tuple[float, float]:
+    per_query: bool = False,
+) -> tuple[float | np.ndarray, float]:
     """Salakhutdinov & Hinton's protocol: every database code within Hamming ``radius``
     of the query is returned, however many (no ties to break). Returns (mean precision
-    over queries, a query that returns nothing counting 0; the share of queries that
-    return nothing). Packed codes as in `hamming_distances`."""
+    over queries, a query that returns nothing counting 0, or each query's (Q,) with
+    ``per_query``; the share of queries that return nothing). Packed codes as in
+    `hamming_distances`."""
     db_y, q_y = _as_array(database_labels), _as_array(query_labels)
     within = hamming_distances(database, queries) <= radius  # (Q, N)
     found = within.sum(1)
     hits = (within & (db_y[None, :] == q_y[:, None])).sum(1)
     precision = np.where(found > 0, hits / np.maximum(found, 1), 0.0)
-    return float(precision.mean()), float((found == 0).mean())
+    empty = float((found == 0).mean())
+    return (precision if per_query else float(precision.mean())), empty
 
 
 def code_table(database: np.ndarray) -> dict[bytes, list[int]]:
